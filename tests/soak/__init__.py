@@ -1,0 +1,1 @@
+"""Bounded soak test of the whole service on loopback fakes (`python -m tests.soak`)."""
