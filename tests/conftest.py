@@ -48,6 +48,16 @@ def pg_database() -> Iterator[str]:
 
 DatabaseFactory = Callable[[str], str]
 
+# A connection left behind (a killed child's, a test's undisposed engine) must not block the
+# reset: end every other session on the private database, and never wait long for a lock.
+PG_RESET = (
+    "SET lock_timeout = '20s'",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    "DROP SCHEMA public CASCADE",
+    "CREATE SCHEMA public",
+)
+
 
 @pytest.fixture
 def make_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseFactory:
@@ -57,7 +67,7 @@ def make_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Databas
         if kind == "sqlite":
             return f"sqlite+aiosqlite:///{tmp_path / 'liqradar.db'}"
         url: str = request.getfixturevalue("pg_database")
-        asyncio.run(_pg_execute(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public"))
+        asyncio.run(_pg_execute(url, *PG_RESET))
         return url
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -50,6 +51,17 @@ def service_settings(tmp_path: Path, **extra: object) -> Settings:
     }
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def killed_on_exit(proc: asyncio.subprocess.Process) -> AsyncIterator[None]:
+    """A child that outlives a failed test is killed, so nothing hangs on to its pipes."""
+    try:
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def subscribe(url: str, platform: str, chat_id: str, daily: str | None = None) -> None:
@@ -139,11 +151,12 @@ async def test_sigterm_stops_the_demo_cleanly(tmp_path: Path) -> None:
         sys.executable, "-m", "bot.cli", "run", "--replay", str(DEMO), "--speed", "600",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert line.startswith(b"liqradar: web page at http://127.0.0.1:")
-    await asyncio.sleep(2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    async with killed_on_exit(proc):
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.startswith(b"liqradar: web page at http://127.0.0.1:")
+        await asyncio.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"bot.app: stopped" in err and b"Traceback" not in err
 
@@ -184,7 +197,8 @@ async def test_demo_twice_uses_a_fresh_scratch_database(tmp_path: Path) -> None:
             sys.executable, "-m", "bot.cli", "run", "--replay", str(DEMO), "--speed", "1200",
             "--for", "6", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        async with killed_on_exit(proc):
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0
         assert b"--- console:stdout [approach]" in out
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".db")]

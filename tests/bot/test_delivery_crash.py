@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 BANDS = (Band(Side.LONG, 95.0, 97.0, 96.0, 5e6, 3.0, 0.9),)
+DRAIN_WITHIN_S = 60.0
+MARKER_WITHIN_S = 60.0
 CHILD = "import sys; from tests.bot.test_delivery_crash import main; main(sys.argv[1:])"
 
 
@@ -93,11 +96,14 @@ async def node(url: str, sink: Path, mode: str) -> dict[str, int]:
         await asyncio.sleep(60)
     worker = OutboxWorker(sessions, [FilePlatform(sink, mode)], poll_interval=0.02)
     await worker.start()
+    deadline = time.monotonic() + DRAIN_WITHIN_S
     while True:
         async with sessions() as s:
             counts = await outbox.depth(s)
         if counts["pending"] == counts["sending"] == 0:
             break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"outbox not drained within {DRAIN_WITHIN_S} s: {counts}")
         await asyncio.sleep(0.02)
     await worker.stop()
     await engine.dispose()
@@ -141,10 +147,12 @@ def test_killed_worker_delivers_exactly_once_after_restart(
     child = _child(url, sink, mode)
     try:
         assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], MARKER_WITHIN_S)
+        assert ready, f"the child printed nothing within {MARKER_WITHIN_S} s"
         line = child.stdout.readline().strip()
         assert line == marker, line
-        os.kill(child.pid, signal.SIGKILL)
     finally:
+        os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 

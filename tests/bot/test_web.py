@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,8 +112,13 @@ async def _run_chromium(*args: str) -> str:
     with tempfile.TemporaryDirectory() as profile:
         proc = await asyncio.create_subprocess_exec(
             exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 90)
+        finally:  # chromium's helpers hold the pipe open: end the whole process group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0
     return out.decode(errors="replace")
 
