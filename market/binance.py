@@ -48,29 +48,9 @@ def error_of(payload: JsonValue, *, endpoint: str, instrument: str) -> MarketDat
 def parse_klines(payload: JsonValue) -> list[Kline]:
     """`[[openTime,"o","h","l","c","vol",closeTime,"quoteVol",n,"takerBase",...]]`, oldest first."""
     where = Where(VENUE, KLINES)
-    klines = []
-    for row in where.items(payload, "klines"):
-        cells = where.row(row, 10, "kline")
-        kline = Kline(
-            time_ms=where.time(cells[0], "open time"),
-            open=where.number(cells[1], "open", positive=True),
-            high=where.number(cells[2], "high", positive=True),
-            low=where.number(cells[3], "low", positive=True),
-            close=where.number(cells[4], "close", positive=True),
-            volume=where.number(cells[5], "volume"),
-            taker_buy_volume=where.number(cells[9], "taker buy volume"),
-        )
-        check_kline(kline, where)
-        klines.append(kline)
+    klines = [where.kline(row, "kline", time="open time", taker_buy_at=9)
+              for row in where.items(payload, "klines")]
     return where.oldest_first(klines)
-
-
-def check_kline(kline: Kline, where: Where) -> None:
-    """Raise when low/high do not enclose open and close or taker volume exceeds volume."""
-    if kline.low > min(kline.open, kline.close) or kline.high < max(kline.open, kline.close):
-        raise where.bad(f"kline at {kline.time_ms}: low/high do not enclose open and close")
-    if kline.taker_buy_volume > kline.volume * (1 + 1e-9):
-        raise where.bad(f"kline at {kline.time_ms}: taker buy volume exceeds volume")
 
 
 def parse_open_interest(payload: JsonValue) -> list[OpenInterestPoint]:

@@ -65,20 +65,7 @@ def result_list(payload: JsonValue, where: Where) -> tuple[list[object], dict[st
 def parse_klines(payload: JsonValue) -> list[Kline]:
     """`result.list=[["start","o","h","l","c","vol","turnover"]]` newest first -> oldest first."""
     where = Where(VENUE, KLINE)
-    klines = []
-    for row in result_list(payload, where)[0]:
-        cells = where.row(row, 6, "kline")
-        kline = Kline(
-            time_ms=where.time(cells[0], "start"),
-            open=where.number(cells[1], "open", positive=True),
-            high=where.number(cells[2], "high", positive=True),
-            low=where.number(cells[3], "low", positive=True),
-            close=where.number(cells[4], "close", positive=True),
-            volume=where.number(cells[5], "volume"),
-        )
-        if kline.low > min(kline.open, kline.close) or kline.high < max(kline.open, kline.close):
-            raise where.bad(f"kline at {kline.time_ms}: low/high do not enclose open and close")
-        klines.append(kline)
+    klines = [where.kline(row, "kline", time="start") for row in result_list(payload, where)[0]]
     return where.oldest_first(klines, newest_first=True)
 
 

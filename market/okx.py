@@ -85,20 +85,8 @@ def parse_candles(payload: JsonValue, endpoint: str = CANDLES) -> list[Kline]:
     """`[[ts,o,h,l,c,vol,volCcy,volCcyQuote,confirm]]` newest first -> oldest first; volume is
     volCcy (base units), not contracts."""
     where = Where(VENUE, endpoint)
-    klines = []
-    for row in data_list(payload, where):
-        cells = where.row(row, 7, "candle")
-        kline = Kline(
-            time_ms=where.time(cells[0], "ts"),
-            open=where.number(cells[1], "open", positive=True),
-            high=where.number(cells[2], "high", positive=True),
-            low=where.number(cells[3], "low", positive=True),
-            close=where.number(cells[4], "close", positive=True),
-            volume=where.number(cells[6], "volCcy"),
-        )
-        if kline.low > min(kline.open, kline.close) or kline.high < max(kline.open, kline.close):
-            raise where.bad(f"candle at {kline.time_ms}: low/high do not enclose open and close")
-        klines.append(kline)
+    klines = [where.kline(row, "candle", time="ts", volume_at=6, volume_name="volCcy")
+              for row in data_list(payload, where)]
     return where.oldest_first(klines, newest_first=True)
 
 

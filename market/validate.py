@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Protocol, TypeVar
 
 from engine.types import Venue
 from market.errors import BadResponseError
+from market.points import Kline
 
 
 class Timed(Protocol):
@@ -87,6 +88,31 @@ class Where:
         if result <= 0:
             raise self.bad(f"{what} is {value!r}, expected epoch milliseconds")
         return result
+
+    def kline(self, row: object, what: str, *, time: str, volume_at: int = 5,
+              volume_name: str = "volume", taker_buy_at: int | None = None) -> Kline:
+        """A checked Kline from an array row `[time, open, high, low, close, ...]`."""
+        cells = self.row(row, max(volume_at, taker_buy_at or 0) + 1, what)
+        kline = Kline(
+            time_ms=self.time(cells[0], time),
+            open=self.number(cells[1], "open", positive=True),
+            high=self.number(cells[2], "high", positive=True),
+            low=self.number(cells[3], "low", positive=True),
+            close=self.number(cells[4], "close", positive=True),
+            volume=self.number(cells[volume_at], volume_name),
+        )
+        if taker_buy_at is not None:  # else the default NaN, so equal Klines compare equal
+            taker = self.number(cells[taker_buy_at], "taker buy volume")
+            kline = replace(kline, taker_buy_volume=taker)
+        self._check_kline(kline, what)
+        return kline
+
+    def _check_kline(self, kline: Kline, what: str) -> None:
+        """Raise when low/high do not enclose open and close or taker volume exceeds volume."""
+        if kline.low > min(kline.open, kline.close) or kline.high < max(kline.open, kline.close):
+            raise self.bad(f"{what} at {kline.time_ms}: low/high do not enclose open and close")
+        if kline.taker_buy_volume > kline.volume * (1 + 1e-9):
+            raise self.bad(f"{what} at {kline.time_ms}: taker buy volume exceeds volume")
 
     def oldest_first(self, points: Sequence[T], *, newest_first: bool = False) -> list[T]:
         """Points oldest first; raise when the venue's documented order is broken."""
