@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 import aiohttp
 
@@ -13,7 +15,7 @@ from market.intervals import Interval
 from market.paging import backward, cursored
 from market.points import FundingPoint, Kline, MarkPrice, OpenInterestAmount, RatioPoint
 from market.symbols import Symbol, from_instrument, resolve
-from market.validate import Where
+from market.validate import Timed, Where
 
 VENUE = Venue.BYBIT
 CATEGORY = "linear"
@@ -40,6 +42,9 @@ STAT_CODES = {
 }
 STAT_PERIODS = tuple(STAT_CODES)
 PARAMS_ERROR = 10001
+
+_T = TypeVar("_T", bound=Timed)
+_CursorParser = Callable[[JsonValue], tuple[list[_T], str]]
 
 
 def error_of(payload: JsonValue, *, endpoint: str, instrument: str) -> MarketDataError | None:
@@ -179,18 +184,9 @@ async def fetch_open_interest(session: aiohttp.ClientSession, base_url: str,
                               until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                               ) -> list[OpenInterestAmount]:
     """Open interest in base units stamped in [since_ms, until_ms), oldest first."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def page(cursor: str) -> tuple[list[OpenInterestAmount], str]:
-        params: dict[str, str | int] = {
-            "category": CATEGORY, "symbol": instrument, "intervalTime": STAT_CODES[period],
-            "startTime": since_ms, "endTime": until_ms - 1, "limit": OPEN_INTEREST_LIMIT}
-        if cursor:
-            params["cursor"] = cursor
-        payload = await _get(session, base_url, OPEN_INTEREST, params, instrument, policy)
-        return parse_open_interest(payload)
-
-    return await cursored(page, since_ms, until_ms, Where(VENUE, OPEN_INTEREST))
+    return await _cursored_stat(session, base_url, symbol, OPEN_INTEREST, period, since_ms,
+                                until_ms, parse_open_interest, policy,
+                                period_key="intervalTime", limit=OPEN_INTEREST_LIMIT)
 
 
 async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
@@ -198,18 +194,9 @@ async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
                                  until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                                  ) -> list[RatioPoint]:
     """Share of long accounts stamped in [since_ms, until_ms), oldest first."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def page(cursor: str) -> tuple[list[RatioPoint], str]:
-        params: dict[str, str | int] = {
-            "category": CATEGORY, "symbol": instrument, "period": STAT_CODES[period],
-            "startTime": since_ms, "endTime": until_ms - 1, "limit": RATIO_LIMIT}
-        if cursor:
-            params["cursor"] = cursor
-        payload = await _get(session, base_url, ACCOUNT_RATIO, params, instrument, policy)
-        return parse_account_ratio(payload)
-
-    return await cursored(page, since_ms, until_ms, Where(VENUE, ACCOUNT_RATIO))
+    return await _cursored_stat(session, base_url, symbol, ACCOUNT_RATIO, period, since_ms,
+                                until_ms, parse_account_ratio, policy,
+                                period_key="period", limit=RATIO_LIMIT)
 
 
 async def fetch_funding_history(session: aiohttp.ClientSession, base_url: str,
@@ -246,6 +233,24 @@ def subscribe_message(symbols: list[Symbol]) -> dict[str, object]:
     """The `subscribe` request for the liquidation topics of `symbols`."""
     topics = [LIQUIDATION_TOPIC.format(instrument=s.instrument(VENUE)) for s in symbols]
     return {"op": "subscribe", "args": topics}
+
+
+async def _cursored_stat(session: aiohttp.ClientSession, base_url: str, symbol: str | Symbol,
+                         endpoint: str, period: Interval, since_ms: int, until_ms: int,
+                         parse: _CursorParser[_T], policy: HttpPolicy, *, period_key: str,
+                         limit: int) -> list[_T]:
+    """Walk a statistics endpoint that pages newest first by `cursor` back to `since_ms`."""
+    instrument = resolve(symbol).instrument(VENUE)
+
+    async def page(cursor: str) -> tuple[list[_T], str]:
+        params: dict[str, str | int] = {
+            "category": CATEGORY, "symbol": instrument, period_key: STAT_CODES[period],
+            "startTime": since_ms, "endTime": until_ms - 1, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return parse(await _get(session, base_url, endpoint, params, instrument, policy))
+
+    return await cursored(page, since_ms, until_ms, Where(VENUE, endpoint))
 
 
 async def _get(session: aiohttp.ClientSession, base_url: str, endpoint: str, params: Params,
