@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 import aiohttp
 
@@ -13,7 +15,7 @@ from market.intervals import Interval
 from market.paging import windowed
 from market.points import FundingPoint, Kline, MarkPrice, OpenInterestPoint, RatioPoint
 from market.symbols import Symbol, from_instrument, resolve
-from market.validate import Where
+from market.validate import Timed, Where
 
 VENUE = Venue.BINANCE
 
@@ -32,6 +34,9 @@ STATS_HISTORY_MS = 30 * DAY_MS
 STAT_PERIODS = (Interval.M5, Interval.M15, Interval.M30, Interval.H1, Interval.H2, Interval.H4,
                 Interval.H6, Interval.H12, Interval.D1)
 INVALID_SYMBOL = -1121
+
+_T = TypeVar("_T", bound=Timed)
+_Parser = Callable[[JsonValue], list[_T]]
 
 
 def error_of(payload: JsonValue, *, endpoint: str, instrument: str) -> MarketDataError | None:
@@ -162,15 +167,8 @@ async def fetch_open_interest(session: aiohttp.ClientSession, base_url: str,
                               until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                               ) -> list[OpenInterestPoint]:
     """Open interest (USD) stamped in [since_ms, until_ms); Binance keeps only 30 days."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def window(start: int, end: int) -> list[OpenInterestPoint]:
-        params = _stats_params(instrument, period, start, end)
-        payload = await _get(session, base_url, OPEN_INTEREST_HIST, params, instrument, policy)
-        return parse_open_interest(payload)
-
-    return await windowed(window, since_ms, until_ms, STATS_LIMIT * period.ms,
-                          Where(VENUE, OPEN_INTEREST_HIST))
+    return await _stats(session, base_url, symbol, OPEN_INTEREST_HIST, period, since_ms,
+                        until_ms, parse_open_interest, policy)
 
 
 async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
@@ -178,16 +176,8 @@ async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
                                  until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                                  ) -> list[RatioPoint]:
     """Global long/short account ratio stamped in [since_ms, until_ms) (30 days kept)."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def window(start: int, end: int) -> list[RatioPoint]:
-        params = _stats_params(instrument, period, start, end)
-        payload = await _get(session, base_url, LONG_SHORT_ACCOUNT_RATIO, params, instrument,
-                             policy)
-        return parse_long_short_ratio(payload)
-
-    return await windowed(window, since_ms, until_ms, STATS_LIMIT * period.ms,
-                          Where(VENUE, LONG_SHORT_ACCOUNT_RATIO))
+    return await _stats(session, base_url, symbol, LONG_SHORT_ACCOUNT_RATIO, period, since_ms,
+                        until_ms, parse_long_short_ratio, policy)
 
 
 async def fetch_funding_history(session: aiohttp.ClientSession, base_url: str,
@@ -215,10 +205,19 @@ async def fetch_mark(session: aiohttp.ClientSession, base_url: str, symbol: str 
     return parse_mark(payload)
 
 
-def _stats_params(instrument: str, period: Interval, start: int, end: int) -> Params:
-    """Query of the /futures/data statistics endpoints."""
-    return {"symbol": instrument, "period": period.value, "startTime": start,
-            "endTime": end - 1, "limit": STATS_LIMIT}
+async def _stats(session: aiohttp.ClientSession, base_url: str, symbol: str | Symbol,
+                 endpoint: str, period: Interval, since_ms: int, until_ms: int,
+                 parse: _Parser[_T], policy: HttpPolicy) -> list[_T]:
+    """Walk a /futures/data statistics endpoint (oldest first, 500 rows) in windows."""
+    instrument = resolve(symbol).instrument(VENUE)
+
+    async def window(start: int, end: int) -> list[_T]:
+        params: Params = {"symbol": instrument, "period": period.value, "startTime": start,
+                          "endTime": end - 1, "limit": STATS_LIMIT}
+        return parse(await _get(session, base_url, endpoint, params, instrument, policy))
+
+    return await windowed(window, since_ms, until_ms, STATS_LIMIT * period.ms,
+                          Where(VENUE, endpoint))
 
 
 async def _get(session: aiohttp.ClientSession, base_url: str, endpoint: str, params: Params,
