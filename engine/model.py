@@ -168,8 +168,7 @@ class DepositGrid:
 
     def bins(self, step: float) -> IntArray:
         """Absolute level bins as an (l, i·p) array: row l is factor l over the flat entries."""
-        levels = self.factors[:, None] * self.entries.reshape(1, -1)
-        np.divide(levels, step, out=levels)
+        levels = (self.factors / step)[:, None] * self.entries.reshape(1, -1)
         np.rint(levels, out=levels)
         return levels.astype(np.int64)
 
@@ -180,8 +179,8 @@ class DepositGrid:
 
     def bin_bounds(self, step: float) -> tuple[int, int]:
         """Lowest and highest bin of any deposit (levels rise with entry and with factor)."""
-        lo = np.rint((float(np.min(self.entries[:, 0])) * float(np.min(self.factors))) / step)
-        hi = np.rint((float(np.max(self.entries[:, -1])) * float(np.max(self.factors))) / step)
+        lo = np.rint(float(np.min(self.entries[:, 0])) * float(np.min(self.factors / step)))
+        hi = np.rint(float(np.max(self.entries[:, -1])) * float(np.max(self.factors / step)))
         return int(lo), int(hi)
 
 
@@ -445,13 +444,14 @@ def _event_layer(
     # Levels sorted by factor: in a chunk, the rows that some deposit could fail (reach the
     # survival bound, or leave the bin range) are then a run at either end of the rows.
     order = np.argsort(grid.factors, kind="stable")
-    factors, weights = grid.factors[order], grid.weights[order]
+    # Bin of a level = rint(entry · (factor / step)), the same product everywhere (bins(), bounds).
+    factors, weights = grid.factors[order] / step, grid.weights[order]
     for c0 in range(0, a.size, bars_per_chunk):
         c1 = min(c0 + bars_per_chunk, a.size)
         e = grid.entries[c0:c1].reshape(1, -1)
         e_lo, e_hi = float(e.min()), float(e.max())
         f, lw = factors, weights
-        b_lo, b_hi = np.rint((e_lo * f) / step), np.rint((e_hi * f) / step)
+        b_lo, b_hi = np.rint(e_lo * f), np.rint(e_hi * f)
         cb = np.repeat(bound[c0:c1], p_count)
         edge: int | None = None  # the range's other end, when some deposit may cross it
         if clip is not None:  # drop levels whose every deposit in the chunk falls outside
@@ -469,7 +469,6 @@ def _event_layer(
         size = shape[0] * shape[1]
         levels = buf_f[:size].reshape(shape)
         np.multiply(f[:, None], e, out=levels)
-        np.divide(levels, step, out=levels)
         np.rint(levels, out=levels)
         bins = buf_i[:size].reshape(shape)
         np.copyto(bins, levels, casting="unsafe")
@@ -523,7 +522,7 @@ def _event_layer(
         seen = usd.sum(axis=0) / entry_norm
         total += float(seen.sum() if int(s_c.max()) < k_count else seen[s_c < k_count].sum())
         np.add(bins, (s_c * nb - bin_lo + pad)[None, :], out=bins)
-        np.add.at(padded, bins.ravel(), usd.ravel())
+        padded += np.bincount(bins.ravel(), weights=usd.ravel(), minlength=padded.size)
     alive = np.empty((k_count, nb))
     cons = np.zeros((k_count, nb))
     acc = np.zeros(nb)
