@@ -40,15 +40,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.frame_terms import CAP_SPAN, diffuse_layer, ewma
 from engine.mapping import base_asset, factors_for
 from engine.model import (
-    CAP_SPAN,
     DepositGrid,
     Flows,
     _event_layer,
     deposit_grid,
-    diffuse_layer,
-    ewma,
     flows,
     print_cover,
 )
@@ -439,7 +437,7 @@ class ModelState:
     # ------------------------------------------------------------------ frame terms
 
     def _terms_update(self, bars: Bars, i: int) -> None:
-        """Last close and open interest, and the intensity's running averages (model.intensity
+        """Last close and open interest, and the intensity's running averages (frame_terms.intensity
         as a recurrence: s ← s + α·(x − s))."""
         p = self.params
         self.last_close = float(bars.close[i])
@@ -454,7 +452,7 @@ class ModelState:
                 store[is_long] = value if alpha >= 1.0 else s + alpha * (value - s)
 
     def _terms_bulk(self, bars: Bars) -> None:
-        """The same running averages over many bars at once (model.ewma)."""
+        """The same running averages over many bars at once (frame_terms.ewma)."""
         p = self.params
         self.last_close = float(bars.close[-1])
         self.last_oi = float(bars.open_interest_usd[-1])
@@ -476,7 +474,7 @@ class ModelState:
         return float(1.0 - 0.5 ** (1.0 / hl_bars))
 
     def _intensity(self, is_long: bool) -> float:
-        """model.intensity at the last bar."""
+        """frame_terms.intensity at the last bar."""
         p = self.params
         if p.intensity_gamma == 0 or self.bars_seen == 0:
             return 1.0
@@ -507,7 +505,7 @@ class ModelState:
                 values = values + diffuse_layer(ref, oi, self.step, lo, nb, p, is_long)[0]
             out.append(values * self._intensity(is_long))
         if p.oi_cap > 0 and self.bars_seen and np.isfinite(self.last_oi):
-            # As model._cap_to_open_interest: each side's USD within ±CAP_SPAN of the price is
+            # As frame_terms.cap_to_open_interest: each side's USD within ±CAP_SPAN of the price is
             # held to oi_cap × open interest, by scaling the whole side.
             a = int(np.floor(self.last_close * (1 - CAP_SPAN) / self.step)) - lo
             b = int(np.ceil(self.last_close * (1 + CAP_SPAN) / self.step)) - lo + 1

@@ -8,7 +8,8 @@ import numpy as np
 
 from engine.bands import DEFAULT_BAND_PARAMS, BandParams, find_bands
 from engine.formulas import default_tiers, liquidation_factors
-from engine.model import CAP_SPAN, Simulation, frame_ends_for, simulate
+from engine.frame_terms import CAP_SPAN
+from engine.model import Simulation, frame_ends_for, simulate
 from engine.params import DEFAULT_PARAMS, ModelParams, nice_step
 from engine.types import (
     DAY_MS,

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from math import lgamma
 
 import numpy as np
 import numpy.typing as npt
 
+from engine.frame_terms import cap_to_open_interest, frame_terms, scale_rows
 from engine.params import ModelParams
 from engine.types import HOUR_MS, Bars, FloatArray, IntArray, LiquidationPrints
 
 _LOG_CLIP = 700.0
 FINE_BAR_MS = 60_000  # bars this short get a single entry price (see entry_points_for)
-CAP_SPAN = 0.15  # price window (±) over which a side's USD is held to open interest
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -168,8 +167,7 @@ class DepositGrid:
 
     def bins(self, step: float) -> IntArray:
         """Absolute level bins as an (l, i·p) array: row l is factor l over the flat entries."""
-        levels = self.factors[:, None] * self.entries.reshape(1, -1)
-        np.divide(levels, step, out=levels)
+        levels = (self.factors / step)[:, None] * self.entries.reshape(1, -1)
         np.rint(levels, out=levels)
         return levels.astype(np.int64)
 
@@ -180,8 +178,8 @@ class DepositGrid:
 
     def bin_bounds(self, step: float) -> tuple[int, int]:
         """Lowest and highest bin of any deposit (levels rise with entry and with factor)."""
-        lo = np.rint((float(np.min(self.entries[:, 0])) * float(np.min(self.factors))) / step)
-        hi = np.rint((float(np.max(self.entries[:, -1])) * float(np.max(self.factors))) / step)
+        lo = np.rint(float(np.min(self.entries[:, 0])) * float(np.min(self.factors / step)))
+        hi = np.rint(float(np.max(self.entries[:, -1])) * float(np.max(self.factors / step)))
         return int(lo), int(hi)
 
 
@@ -445,13 +443,14 @@ def _event_layer(
     # Levels sorted by factor: in a chunk, the rows that some deposit could fail (reach the
     # survival bound, or leave the bin range) are then a run at either end of the rows.
     order = np.argsort(grid.factors, kind="stable")
-    factors, weights = grid.factors[order], grid.weights[order]
+    # Bin of a level = rint(entry · (factor / step)), the same product everywhere (bins(), bounds).
+    factors, weights = grid.factors[order] / step, grid.weights[order]
     for c0 in range(0, a.size, bars_per_chunk):
         c1 = min(c0 + bars_per_chunk, a.size)
         e = grid.entries[c0:c1].reshape(1, -1)
         e_lo, e_hi = float(e.min()), float(e.max())
         f, lw = factors, weights
-        b_lo, b_hi = np.rint((e_lo * f) / step), np.rint((e_hi * f) / step)
+        b_lo, b_hi = np.rint(e_lo * f), np.rint(e_hi * f)
         cb = np.repeat(bound[c0:c1], p_count)
         edge: int | None = None  # the range's other end, when some deposit may cross it
         if clip is not None:  # drop levels whose every deposit in the chunk falls outside
@@ -469,7 +468,6 @@ def _event_layer(
         size = shape[0] * shape[1]
         levels = buf_f[:size].reshape(shape)
         np.multiply(f[:, None], e, out=levels)
-        np.divide(levels, step, out=levels)
         np.rint(levels, out=levels)
         bins = buf_i[:size].reshape(shape)
         np.copyto(bins, levels, casting="unsafe")
@@ -523,7 +521,7 @@ def _event_layer(
         seen = usd.sum(axis=0) / entry_norm
         total += float(seen.sum() if int(s_c.max()) < k_count else seen[s_c < k_count].sum())
         np.add(bins, (s_c * nb - bin_lo + pad)[None, :], out=bins)
-        np.add.at(padded, bins.ravel(), usd.ravel())
+        padded += np.bincount(bins.ravel(), weights=usd.ravel(), minlength=padded.size)
     alive = np.empty((k_count, nb))
     cons = np.zeros((k_count, nb))
     acc = np.zeros(nb)
@@ -638,11 +636,11 @@ def simulate(
                                   (short_alive, terms.short_diffuse, terms.short_intensity)):
         if params.diffuse_share > 0:
             table += diffuse
-        _scale_rows(table, scale)
-    _scale_rows(long_cons, terms.long_intensity)
-    _scale_rows(short_cons, terms.short_intensity)
+        scale_rows(table, scale)
+    scale_rows(long_cons, terms.long_intensity)
+    scale_rows(short_cons, terms.short_intensity)
     if params.oi_cap > 0 and len(bars):
-        _cap_to_open_interest(bars, last_bar, params.oi_cap, step, bin_lo,
+        cap_to_open_interest(bars, last_bar, params.oi_cap, step, bin_lo,
                               (long_alive, long_cons), (short_alive, short_cons))
     return Simulation(
         step=step, bin_lo=bin_lo, frame_ends=frame_ends,
@@ -650,186 +648,6 @@ def simulate(
         long_consumed=long_cons, short_consumed=short_cons,
         added_usd=added, closed_usd=closed,
     )
-
-
-def _cap_to_open_interest(
-    bars: Bars, last_bar: IntArray, cap: float, step: float, bin_lo: int,
-    *sides: tuple[FloatArray, FloatArray],
-) -> None:
-    """Scale frames in place so no side holds more than `cap` × the frame's open interest.
-
-    The total is taken within ±CAP_SPAN of the frame's price, so it does not depend on how wide
-    a caller's bin range is (a backtest's range must not leak later prices into earlier frames).
-    """
-    has = last_bar >= 0
-    idx = np.maximum(last_bar, 0)
-    oi = np.where(has, bars.open_interest_usd[idx], np.nan)
-    ref = np.where(has, bars.close[idx], 0.0)
-    for alive, consumed in sides:
-        nb = alive.shape[1]
-        lo = np.clip(np.floor(ref * (1 - CAP_SPAN) / step).astype(np.int64) - bin_lo, 0, nb)
-        hi = np.clip(np.ceil(ref * (1 + CAP_SPAN) / step).astype(np.int64) - bin_lo + 1, 0, nb)
-        total = np.array([alive[k, a:b].sum() for k, (a, b) in
-                          enumerate(zip(lo.tolist(), hi.tolist(), strict=True))])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(np.isfinite(oi) & (total > cap * oi), cap * oi / total, 1.0)
-        _scale_rows(alive, factor)
-        _scale_rows(consumed, factor)
-
-
-def _scale_rows(table: FloatArray, factor: FloatArray) -> None:
-    """table[k] *= factor[k] in place, touching only the rows whose factor is not 1."""
-    rows = np.flatnonzero(factor != 1.0)
-    if rows.size == factor.size:
-        table *= factor[:, None]
-    elif rows.size:
-        table[rows] *= factor[rows, None]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class FrameTerms:
-    """Per-frame terms added to / multiplied onto the event-sourced layer, per side.
-
-    Final map of frame k: intensity[k] · (event_layer[k] + diffuse[k]). `diffuse` is K × nb on
-    the simulation's bins; `intensity` has one value per frame.
-    """
-
-    long_diffuse: FloatArray
-    short_diffuse: FloatArray
-    long_intensity: FloatArray
-    short_intensity: FloatArray
-
-
-def frame_terms(
-    bars: Bars, params: ModelParams, last_bar: IntArray, step: float, bin_lo: int, nb: int
-) -> FrameTerms:
-    """Diffuse layer and intensity of each frame, from the frame's last closed bar only.
-
-    `last_bar[k]` is the index of the last bar closing at or before frame k's end (−1: none).
-    Both terms depend on that bar's state alone (close, open interest, and EWMAs over bars up to
-    it), so an incremental updater recomputes them from O(1) carried state per bar.
-    """
-    has = last_bar >= 0
-    idx = np.maximum(last_bar, 0)
-    if len(bars) == 0:
-        ref = np.full(last_bar.shape, np.nan)
-        oi = np.full(last_bar.shape, np.nan)
-    else:
-        ref = np.where(has, bars.close[idx], np.nan)
-        oi = np.where(has, bars.open_interest_usd[idx], np.nan)
-    sides = []
-    for is_long in (True, False):
-        layer = diffuse_layer(ref, oi, step, bin_lo, nb, params, is_long)
-        scale = intensity(bars, params, is_long)
-        frame_scale = np.where(has, scale[idx], 1.0) if len(bars) else np.ones(last_bar.shape)
-        sides.append((layer, frame_scale))
-    (ld, li), (sd, si) = sides
-    return FrameTerms(long_diffuse=ld, short_diffuse=sd, long_intensity=li, short_intensity=si)
-
-
-def diffuse_layer(
-    ref: FloatArray, oi: FloatArray, step: float, bin_lo: int, nb: int, params: ModelParams,
-    is_long: bool,
-) -> FloatArray:
-    """Positions whose levels cannot be pinned (cross margin, added margin, unseen entries).
-
-    `diffuse_share` × open interest per side, re-centred on each frame's last close `ref`: the
-    relative distance d of a level beyond the price (below it for longs, above for shorts) has a
-    gamma density d^(a−1)·e^(−d/s) / (Γ(a)·s^a) with a = `diffuse_shape`, s = `diffuse_scale`,
-    truncated at `max_distance`. Bin j (price (bin_lo + j)·step) gets density(d_j) × step/ref.
-    Frames without a finite open interest or reference get zero. Returns K × nb USD.
-    """
-    k_count = ref.shape[0]
-    out = np.zeros((k_count, nb))
-    if params.diffuse_share <= 0 or k_count == 0 or nb == 0:
-        return out
-    ok = np.isfinite(ref) & np.isfinite(oi) & (oi > 0) & (ref > 0)
-    if not np.any(ok):
-        return out
-    rows = np.flatnonzero(ok)
-    r = ref[rows][:, None]
-    # Only a window of bins per frame can lie within max_distance of its reference price.
-    near, far = (1.0 - params.max_distance, 1.0) if is_long else (1.0, 1.0 + params.max_distance)
-    first = np.clip(np.floor(ref[rows] * near / step).astype(np.int64) - bin_lo - 1, 0, nb)
-    last = np.clip(np.ceil(ref[rows] * far / step).astype(np.int64) - bin_lo + 2, 0, nb)
-    width = int((last - first).max())
-    if width <= 0:
-        return out
-    price = ((bin_lo + first)[:, None] + np.arange(width)[None, :]).astype(np.float64) * step
-    d = (1.0 - price / r) if is_long else (price / r - 1.0)
-    a, s = params.diffuse_shape, params.diffuse_scale
-    inside = (d > 0) & (d <= params.max_distance)
-    dd = np.where(inside, d, 1.0)
-    log_norm = float(np.log(s) * a + lgamma(a))
-    if a == 2.0:  # the fitted shape: d·e^(−d/s) without a log per bin
-        dens = np.where(inside, dd * np.exp(-dd / s - log_norm), 0.0)
-    else:
-        dens = np.where(inside, np.exp((a - 1.0) * np.log(dd) - dd / s - log_norm), 0.0)
-    vals = params.diffuse_share * oi[rows][:, None] * dens * (step / r)
-    for k, row in enumerate(rows.tolist()):  # frames, not bars: contiguous row slices
-        lo_k, hi_k = int(first[k]), int(last[k])
-        out[row, lo_k:hi_k] = vals[k, :hi_k - lo_k]
-    return out
-
-
-def intensity(bars: Bars, params: ModelParams, is_long: bool) -> FloatArray:
-    """Calibration of the map's USD scale by realized liquidations of past bars, per bar.
-
-    Realized liquidations are persistent: a market that has just liquidated a side is crowded
-    and fragile on that side. With R = EWMA (half-life `intensity_half_life_hours`) of the side's
-    realized liquidation USD per hour over bars with a known value (plus `intensity_cross` × the
-    other side's: cascades in one direction signal fragility in both), and OI the bar's open
-    interest, the factor is ((R/OI + floor) / (ref + floor))^gamma with floor =
-    `intensity_floor` and ref = `intensity_ref` (shares of open interest per hour). The value
-    at bar i uses bars ≤ i only. Factor 1 where nothing is known or gamma = 0.
-    """
-    n = len(bars)
-    if params.intensity_gamma == 0 or n == 0:
-        return np.ones(n)
-    own = bars.long_liquidations_usd if is_long else bars.short_liquidations_usd
-    other = bars.short_liquidations_usd if is_long else bars.long_liquidations_usd
-    known = np.isfinite(own)
-    realized = own + params.intensity_cross * np.where(np.isfinite(other), other, 0.0)
-    if not np.any(known):
-        return np.ones(n)
-    per_hour = HOUR_MS / bars.interval_ms
-    hl_bars = max(params.intensity_half_life_hours * per_hour, 1e-6)
-    total = ewma(np.where(known, realized * per_hour, 0.0), hl_bars)
-    weight = ewma(known.astype(np.float64), hl_bars)
-    oi = bars.open_interest_usd
-    ok = (weight > 1e-12) & np.isfinite(oi) & (oi > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(ok, total / np.where(ok, weight * oi, 1.0), 0.0)
-        ratio = (rate + params.intensity_floor) / (params.intensity_ref + params.intensity_floor)
-        factor = np.where(ok, ratio ** params.intensity_gamma, 1.0)
-    return np.asarray(factor, dtype=np.float64)
-
-
-def ewma(values: FloatArray, half_life: float) -> FloatArray:
-    """s_i = s_(i−1) + α·(x_i − s_(i−1)), s_(−1) = 0, α = 1 − 2^(−1/half_life) (in samples).
-
-    Vectorised in chunks short enough that the rescaling powers stay finite.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    n = x.shape[0]
-    out = np.empty(n)
-    alpha = 1.0 - 0.5 ** (1.0 / half_life)
-    if alpha >= 1.0:
-        out[:] = x
-        return out
-    log_keep = np.log1p(-alpha)  # < 0
-    chunk = max(1, int(300.0 / -log_keep))
-    state = 0.0
-    for start in range(0, n, chunk):  # n / chunk iterations, not one per bar
-        seg = x[start:start + chunk]
-        j = np.arange(seg.shape[0], dtype=np.float64)
-        grow = np.exp(-log_keep * j)  # keep^(−j)
-        acc = np.cumsum(seg * grow)
-        keep_i = np.exp(log_keep * j)
-        res = keep_i * (state * np.exp(log_keep) + alpha * acc)
-        out[start:start + seg.shape[0]] = res
-        state = float(res[-1])
-    return out
 
 
 def frame_ends_for(

@@ -15,7 +15,7 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class ModelParams:
     """Leverage mix, entry spread, churn and side split of newly opened positions, plus the
-    separable terms layered on the event-sourced model (see engine/model.py):
+    separable terms layered on the event-sourced model (engine/model.py, engine/frame_terms.py):
 
     - level_spread / spread_nodes: lognormal σ of each position's liquidation distance
       (Gauss–Hermite nodes per leverage; 0 = point levels).

@@ -15,7 +15,8 @@ from engine.backtest import (
     spearman,
     sweep_predictions,
 )
-from engine.model import diffuse_layer, ewma, intensity, spread_levels
+from engine.frame_terms import diffuse_layer, ewma, intensity
+from engine.model import spread_levels
 from engine.params import DEFAULT_PARAMS, ModelParams
 from engine.types import HOUR_MS, MINUTE_MS, Bars, LiquidationPrints
 
