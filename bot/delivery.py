@@ -305,6 +305,11 @@ class OutboxWorker:
                 notifier.send(Target(row.platform, row.chat_id), message), self._timeout)
         except DeliveryError as exc:
             await self._failed(row, exc.reason, exc.recoverable, exc.retry_after)
+        except TimeoutError:  # an expected outage: one line, no traceback; retried with backoff
+            log.warning("notifier %s: no answer within %g s on %s; will retry", notifier.name,
+                        self._timeout, row.key)
+            await self._failed(row, f"TimeoutError: no answer within {self._timeout:g} s", True,
+                               None)
         except Exception as exc:
             log.exception("notifier %s failed on %s", notifier.name, row.key)
             await self._failed(row, f"{type(exc).__name__}: {exc}", True, None)

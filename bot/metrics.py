@@ -130,9 +130,9 @@ class Metrics:
         lines.append(f"liqradar_event_loop_lag_seconds_count {self.lag_count}")
         lines.append(f"liqradar_event_loop_lag_seconds_sum {self.lag_sum:.6f}")
         lag = self.lag_quantiles()
-        for name, key in (("p99", "0.99"), ("max", "max")):
-            head(f"liqradar_event_loop_lag_{name}_seconds", "gauge")
-            lines.append(f"liqradar_event_loop_lag_{name}_seconds {lag[key]:.6f}")
+        for label, quantile in (("p99", "0.99"), ("max", "max")):
+            head(f"liqradar_event_loop_lag_{label}_seconds", "gauge")
+            lines.append(f"liqradar_event_loop_lag_{label}_seconds {lag[quantile]:.6f}")
         head("process_resident_memory_bytes", "gauge")
         lines.append(f"process_resident_memory_bytes {resident_memory_bytes()}")
         return "\n".join(lines) + "\n"

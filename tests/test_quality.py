@@ -1,4 +1,4 @@
-"""House rules as tests: ruff everywhere, mypy --strict for engine/, market/ and storage/."""
+"""House rules as tests: ruff everywhere, mypy --strict for engine/, market/, storage/ and bot/."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
     "command",
     [
         [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-        [sys.executable, "-m", "mypy", "--strict", "engine", "market", "storage"],
+        [sys.executable, "-m", "mypy", "--strict", "engine", "market", "storage", "bot"],
     ],
     ids=["ruff", "mypy-strict"],
 )

@@ -17,7 +17,8 @@ import discord
 import pytest
 import yarl
 
-from bot.app import Service, serve
+from bot.app import serve
+from bot.service import Service
 from bot.settings import Settings
 from storage import repo
 from storage.db import make_engine, session_factory, upgrade

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.app import Service, serve
+from bot.app import serve
+from bot.service import Service
 from bot.settings import Settings
 from tests.market.fake_exchange import FakeExchange, Fault
 
