@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -45,6 +46,7 @@ DAILY_CAPS = (2, 3, 4)
 TG_SEND = ("sendPhoto", "sendMessage")
 SINGLE_PASS_MINUTES = 3.0
 LOOP_SPEED = 600.0
+DRAIN_ALLOWANCE_S = 150.0  # after the replay: deliveries catch up, then SIGTERM
 # The worker gives up on a send after this; long enough that a send slowed by retries and
 # rate limits finishes (a timeout after the platform accepted would duplicate it), short
 # enough that an injected hang is cut.
@@ -91,6 +93,7 @@ class SoakReport:
     config: SoakConfig
     speed: float = 0.0
     loops: int = 1
+    replay_wall_s: float = 0.0
     decided: int = 0
     sent_rows: int = 0
     not_sent: dict[str, int] = field(default_factory=dict)
@@ -151,8 +154,9 @@ class SoakReport:
                              for r, s in sorted(runs.items()))
         return "\n".join([
             f"soak: {self.config.subscriptions} subscriptions, replay at {self.speed:.0f}x "
-            f"({self.loops} pass{'es' if self.loops > 1 else ''} over the data), "
-            f"{self.elapsed_s:.0f} s, SIGKILL + restart once",
+            f"({self.loops} pass{'es' if self.loops > 1 else ''} over the data, "
+            f"{self.replay_wall_s / 60:.1f} min of replay), {self.elapsed_s:.0f} s in all, "
+            "SIGKILL + restart once",
             f"alerts decided {self.decided}, rows sent {self.sent_rows}, not sent "
             f"{self.not_sent or 0}",
             f"messages at the fakes: telegram {self.telegram_messages}, discord "
@@ -334,10 +338,12 @@ async def run_soak(config: SoakConfig) -> SoakReport:
     budget = config.minutes * 60.0
     if config.minutes <= SINGLE_PASS_MINUTES:  # one pass over the data, paced to the budget
         report.loops, report.speed = 1, first_pass_s / (budget * 0.7)
-    else:  # demo speed, as many passes as fit (daily caps reset every virtual day)
+    else:  # demo speed, enough passes to replay for the whole budget (daily caps reset
+        # every virtual day); the drain after the replay comes on top
         report.speed = LOOP_SPEED
-        report.loops = 1 + max(0, int((budget * 0.8 * LOOP_SPEED - first_pass_s) // period_s))
+        report.loops = 1 + max(0, math.ceil((budget * LOOP_SPEED - first_pass_s) / period_s))
     replay_s = first_pass_s + (report.loops - 1) * period_s
+    report.replay_wall_s = replay_s / report.speed
     chaos = Chaos(config.fault_rate, config.seed, report.faults)
     started = time.monotonic()
     async with telegram_fake(chaos) as (tg, tg_url), aiohttp.ClientSession() as http:
@@ -365,7 +371,7 @@ async def run_soak(config: SoakConfig) -> SoakReport:
         log.unlink(missing_ok=True)
         replay_end = anchor + replay_s / report.speed
         kill_time = anchor + config.kill_at * (replay_end - anchor)
-        deadline = started + budget + 90.0
+        deadline = started + max(budget, report.replay_wall_s) + DRAIN_ALLOWANCE_S
         try:
             proc = await start_service(env, log)
             run = 1
