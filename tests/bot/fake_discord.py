@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ USER_ID = 900000000000000005
 MANAGE_CHANNELS = 1 << 4
 ADMIN_PERMS = (1 << 53) - 1
 TIMESTAMP = "2026-03-05T00:00:00.000000+00:00"
+# Discord checks an enforced nonce against "the past few minutes"; the fake keeps two.
+NONCE_WINDOW_S = 120.0
 
 
 @dataclass(slots=True)
@@ -75,7 +78,9 @@ class FakeDiscord:
     port: int = 0
     identifies: int = 0
     resumes: int = 0
+    nonce_replays: int = 0  # sends answered with the message their nonce already created
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(10**17))
+    _by_nonce: dict[tuple[int, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _ws: web.WebSocketResponse | None = None
     _seq: int = 0
     _sent: asyncio.Condition | None = None
@@ -380,6 +385,16 @@ class FakeDiscord:
     async def _record(self, channel_id: int | None, token: str | None, payload: dict[str, Any],
                       files: list[tuple[str, bytes]]) -> dict[str, Any]:
         nonce = payload.get("nonce")
+        # As Discord does: with enforce_nonce, a repeat of a nonce already created in the
+        # channel returns that message and creates none (a resend after a crash or timeout).
+        replay_key = (channel_id, str(nonce)) if nonce is not None and channel_id is not None \
+            and payload.get("enforce_nonce") else None
+        now = time.monotonic()
+        if replay_key is not None and replay_key in self._by_nonce:
+            created, earlier = self._by_nonce[replay_key]
+            if now - created <= NONCE_WINDOW_S:
+                self.nonce_replays += 1
+                return earlier
         message = SentMessage(channel_id, token, payload.get("content") or "",
                               list(payload.get("embeds") or []), files,
                               None if nonce is None else str(nonce),
@@ -388,7 +403,7 @@ class FakeDiscord:
         async with self._sent:
             self.messages.append(message)
             self._sent.notify_all()
-        return {
+        response = {
             "id": str(next(self._ids)), "channel_id": str(channel_id or CHANNEL_ID),
             "author": self._bot_user(), "content": message.content, "timestamp": TIMESTAMP,
             "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
@@ -399,6 +414,9 @@ class FakeDiscord:
                             for name, data in files],
             "flags": 0, "components": [],
         }
+        if replay_key is not None:
+            self._by_nonce[replay_key] = (now, response)
+        return response
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:

@@ -205,6 +205,19 @@ async def test_direct_send_through_the_notifier(fake_dc: FakeDiscord,
     assert fake_dc.messages[0].files == []
 
 
+async def test_resend_of_one_key_creates_one_message(fake_dc: FakeDiscord,
+                                                     dc_bot: DiscordBot) -> None:
+    """A row resent after a crash or a timed-out send carries the same enforced nonce, so
+    Discord answers with the first message instead of posting a second one."""
+    notifier = DiscordNotifier(dc_bot)
+    message = OutgoingMessage("BTC is nearing a long liquidation band", ("Price 97.5",),
+                              kind="approach", key="approach:1:L1@1:0")
+    first = await notifier.send(Target("discord", str(CHANNEL_ID)), message)
+    again = await notifier.send(Target("discord", str(CHANNEL_ID)), message)
+    assert first.message_id == again.message_id
+    assert len(fake_dc.messages) == 1 and fake_dc.nonce_replays == 1
+
+
 @pytest.mark.parametrize(("refusal", "reason"), [("missing_access", "missing permissions"),
                                                  ("deleted", "channel not found")])
 async def test_refusing_channel_is_paused_not_crashed(

@@ -99,6 +99,8 @@ class SoakReport:
     not_sent: dict[str, int] = field(default_factory=dict)
     delivered: int = 0
     duplicates: int = 0
+    duplicates_telegram: int = 0
+    nonce_replays: int = 0  # Discord resends answered with the message their nonce created
     missing: int = 0
     in_flight_at_kill: int = 0
     faults: Counter[str] = field(default_factory=Counter)
@@ -161,7 +163,9 @@ class SoakReport:
             f"{self.not_sent or 0}",
             f"messages at the fakes: telegram {self.telegram_messages}, discord "
             f"{self.discord_messages}; matched {self.delivered}, duplicates {self.duplicates} "
-            f"(rows in flight at the kill: {self.in_flight_at_kill}), missing {self.missing}",
+            f"(telegram {self.duplicates_telegram}; rows in flight at the kill: "
+            f"{self.in_flight_at_kill}), missing {self.missing}; discord resends answered by "
+            f"their nonce: {self.nonce_replays}",
             f"faults injected: {dict(sorted(self.faults.items()))}",
             f"memory after restart: {start:.0f} MB after warm-up -> {end:.0f} MB at the end "
             f"({growth:+.0f} MB)",
@@ -437,7 +441,9 @@ async def tally(report: SoakReport, db_url: str, tg: FakeTelegram, dc: FakeDisco
         got, want = calls.get(chat_id, 0), per_chat.get(chat_id, 0)
         report.delivered += min(got, want)
         report.duplicates += max(got - want, 0)
+        report.duplicates_telegram += max(got - want, 0)
         report.missing += max(want - got, 0)
+    report.nonce_replays = dc.nonce_replays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -457,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text())
     (args.workdir / "report.json").write_text(json.dumps({
         "decided": report.decided, "sent": report.sent_rows, "duplicates": report.duplicates,
+        "duplicates_telegram": report.duplicates_telegram, "nonce_replays": report.nonce_replays,
         "missing": report.missing, "in_flight_at_kill": report.in_flight_at_kill,
         "lag_p99_ms": report.lag_p99_ms(), "memory_mb": report.memory(),
         "faults": dict(report.faults), "problems": report.problems()}, indent=1))
