@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Fail loudly instead of hanging at exit: a non-daemon thread left running (an aiosqlite
     connection never closed, say) would keep the interpreter alive after the last test."""
     exitstatus = _exit_status[0]
+    gc.collect()  # an unreachable aiosqlite connection stops its thread when collected
     deadline = time.monotonic() + LEFTOVER_THREADS_GRACE_S
     while True:
         left = [t for t in threading.enumerate()
