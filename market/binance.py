@@ -151,15 +151,9 @@ async def fetch_klines(session: aiohttp.ClientSession, base_url: str, symbol: st
                        interval: Interval, since_ms: int, until_ms: int, *,
                        policy: HttpPolicy = DEFAULT_POLICY) -> list[Kline]:
     """Klines opening in [since_ms, until_ms), oldest first, in pages of 1500."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def window(start: int, end: int) -> list[Kline]:
-        params: Params = {"symbol": instrument, "interval": interval.value, "startTime": start,
-                  "endTime": end - 1, "limit": KLINES_LIMIT}
-        return parse_klines(await _get(session, base_url, KLINES, params, instrument, policy))
-
-    return await windowed(window, since_ms, until_ms, KLINES_LIMIT * interval.ms,
-                          Where(VENUE, KLINES))
+    return await _windows(session, base_url, symbol, KLINES, {"interval": interval.value},
+                          since_ms, until_ms, KLINES_LIMIT, KLINES_LIMIT * interval.ms,
+                          parse_klines, policy)
 
 
 async def fetch_open_interest(session: aiohttp.ClientSession, base_url: str,
@@ -167,8 +161,9 @@ async def fetch_open_interest(session: aiohttp.ClientSession, base_url: str,
                               until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                               ) -> list[OpenInterestPoint]:
     """Open interest (USD) stamped in [since_ms, until_ms); Binance keeps only 30 days."""
-    return await _stats(session, base_url, symbol, OPEN_INTEREST_HIST, period, since_ms,
-                        until_ms, parse_open_interest, policy)
+    return await _windows(session, base_url, symbol, OPEN_INTEREST_HIST,
+                          {"period": period.value}, since_ms, until_ms, STATS_LIMIT,
+                          STATS_LIMIT * period.ms, parse_open_interest, policy)
 
 
 async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
@@ -176,24 +171,17 @@ async def fetch_long_short_ratio(session: aiohttp.ClientSession, base_url: str,
                                  until_ms: int, *, policy: HttpPolicy = DEFAULT_POLICY,
                                  ) -> list[RatioPoint]:
     """Global long/short account ratio stamped in [since_ms, until_ms) (30 days kept)."""
-    return await _stats(session, base_url, symbol, LONG_SHORT_ACCOUNT_RATIO, period, since_ms,
-                        until_ms, parse_long_short_ratio, policy)
+    return await _windows(session, base_url, symbol, LONG_SHORT_ACCOUNT_RATIO,
+                          {"period": period.value}, since_ms, until_ms, STATS_LIMIT,
+                          STATS_LIMIT * period.ms, parse_long_short_ratio, policy)
 
 
 async def fetch_funding_history(session: aiohttp.ClientSession, base_url: str,
                                 symbol: str | Symbol, since_ms: int, until_ms: int, *,
                                 policy: HttpPolicy = DEFAULT_POLICY) -> list[FundingPoint]:
     """Settled funding rates with funding time in [since_ms, until_ms), oldest first."""
-    instrument = resolve(symbol).instrument(VENUE)
-
-    async def window(start: int, end: int) -> list[FundingPoint]:
-        params: Params = {"symbol": instrument, "startTime": start, "endTime": end - 1,
-                  "limit": FUNDING_LIMIT}
-        payload = await _get(session, base_url, FUNDING_RATE, params, instrument, policy)
-        return parse_funding_history(payload)
-
-    return await windowed(window, since_ms, until_ms, FUNDING_STEP_MS,
-                          Where(VENUE, FUNDING_RATE))
+    return await _windows(session, base_url, symbol, FUNDING_RATE, {}, since_ms, until_ms,
+                          FUNDING_LIMIT, FUNDING_STEP_MS, parse_funding_history, policy)
 
 
 async def fetch_mark(session: aiohttp.ClientSession, base_url: str, symbol: str | Symbol, *,
@@ -205,19 +193,18 @@ async def fetch_mark(session: aiohttp.ClientSession, base_url: str, symbol: str 
     return parse_mark(payload)
 
 
-async def _stats(session: aiohttp.ClientSession, base_url: str, symbol: str | Symbol,
-                 endpoint: str, period: Interval, since_ms: int, until_ms: int,
-                 parse: _Parser[_T], policy: HttpPolicy) -> list[_T]:
-    """Walk a /futures/data statistics endpoint (oldest first, 500 rows) in windows."""
+async def _windows(session: aiohttp.ClientSession, base_url: str, symbol: str | Symbol,
+                   endpoint: str, query: Params, since_ms: int, until_ms: int, limit: int,
+                   span_ms: int, parse: _Parser[_T], policy: HttpPolicy) -> list[_T]:
+    """Walk a time-ranged endpoint (oldest first, `limit` rows) in windows of `span_ms`."""
     instrument = resolve(symbol).instrument(VENUE)
 
     async def window(start: int, end: int) -> list[_T]:
-        params: Params = {"symbol": instrument, "period": period.value, "startTime": start,
-                          "endTime": end - 1, "limit": STATS_LIMIT}
+        params: Params = {"symbol": instrument, **query, "startTime": start,
+                          "endTime": end - 1, "limit": limit}
         return parse(await _get(session, base_url, endpoint, params, instrument, policy))
 
-    return await windowed(window, since_ms, until_ms, STATS_LIMIT * period.ms,
-                          Where(VENUE, endpoint))
+    return await windowed(window, since_ms, until_ms, span_ms, Where(VENUE, endpoint))
 
 
 async def _get(session: aiohttp.ClientSession, base_url: str, endpoint: str, params: Params,
