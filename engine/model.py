@@ -521,7 +521,7 @@ def _event_layer(
         seen = usd.sum(axis=0) / entry_norm
         total += float(seen.sum() if int(s_c.max()) < k_count else seen[s_c < k_count].sum())
         np.add(bins, (s_c * nb - bin_lo + pad)[None, :], out=bins)
-        padded += np.bincount(bins.ravel(), weights=usd.ravel(), minlength=padded.size)
+        np.add.at(padded, bins.ravel(), usd.ravel())
     alive = np.empty((k_count, nb))
     cons = np.zeros((k_count, nb))
     acc = np.zeros(nb)

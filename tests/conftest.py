@@ -22,18 +22,18 @@ PG_DEFAULT_DB = "test"
 LEFTOVER_THREADS_GRACE_S = 10.0
 
 
-_exit_status: list[int] = [0]
+EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remember the run's status for `pytest_unconfigure`."""
-    _exit_status[0] = int(exitstatus)
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Fail loudly instead of hanging at exit: a non-daemon thread left running (an aiosqlite
     connection never closed, say) would keep the interpreter alive after the last test."""
-    exitstatus = _exit_status[0]
+    exitstatus = config.stash.get(EXIT_STATUS, 0)
     gc.collect()  # an unreachable aiosqlite connection stops its thread when collected
     deadline = time.monotonic() + LEFTOVER_THREADS_GRACE_S
     while True:
