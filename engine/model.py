@@ -348,6 +348,19 @@ def _range_min(values: IntArray, lo: IntArray, hi: IntArray, empty: int) -> IntA
 
 _CHUNK_DEPOSITS = 1 << 18
 
+# Adding 1.5·2^52 to a double of magnitude below 2^51 leaves the sum at unit spacing, so the
+# FPU's round-half-even does np.rint and the sum's bits, read as int64, are rint(x) + ROUND_BITS.
+# The chunk loop keeps bins in that shifted form (its thresholds are shifted alike): one add
+# replaces rint plus a float→int conversion, the costliest pass of the loop.
+_ROUND_MAGIC = 6755399441055744.0
+ROUND_BITS = int(np.array(_ROUND_MAGIC).view(np.int64))
+
+
+def rint_shifted(values: FloatArray) -> IntArray:
+    """np.rint(values) + ROUND_BITS as int64, in the same buffer (|values| < 2^51)."""
+    np.add(values, _ROUND_MAGIC, out=values)
+    return values.view(np.int64)
+
 
 def _event_layer(
     grid: DepositGrid,
@@ -439,12 +452,13 @@ def _event_layer(
     bars_per_chunk = max(1, _CHUNK_DEPOSITS // max(1, grid.factors.size * p_count))
     # Chunk buffers, reused: fresh large arrays cost page faults on every chunk.
     cap = min(bars_per_chunk, max(a.size, 1)) * p_count * grid.factors.size
-    buf_f, buf_u, buf_i = np.empty(cap), np.empty(cap), np.empty(cap, dtype=np.int64)
+    buf_f, buf_u = np.empty(cap), np.empty(cap)
     # Levels sorted by factor: in a chunk, the rows that some deposit could fail (reach the
     # survival bound, or leave the bin range) are then a run at either end of the rows.
     order = np.argsort(grid.factors, kind="stable")
     # Bin of a level = rint(entry · (factor / step)), the same product everywhere (bins(), bounds).
     factors, weights = grid.factors[order] / step, grid.weights[order]
+    lo_s = bin_lo + ROUND_BITS
     for c0 in range(0, a.size, bars_per_chunk):
         c1 = min(c0 + bars_per_chunk, a.size)
         e = grid.entries[c0:c1].reshape(1, -1)
@@ -464,13 +478,13 @@ def _event_layer(
                     cb, edge = np.minimum(cb, clip[1] + 1), clip[0]
                 else:
                     cb, edge = np.maximum(cb, clip[0] - 1), clip[1]
+        cb_s = cb + ROUND_BITS
+        edge_s = 0 if edge is None else edge + ROUND_BITS
         shape = (f.size, e.shape[1])
         size = shape[0] * shape[1]
         levels = buf_f[:size].reshape(shape)
         np.multiply(f[:, None], e, out=levels)
-        np.rint(levels, out=levels)
-        bins = buf_i[:size].reshape(shape)
-        np.copyto(bins, levels, casting="unsafe")
+        bins = rint_shifted(levels)  # bin + ROUND_BITS
         # Normalised USD; the raw USD added is recovered per entry.
         entry_norm = np.repeat(norm[c0:c1], p_count)
         base = (grid.usd_bar[c0:c1, None] * grid.entries[c0:c1]).reshape(-1) * entry_norm
@@ -482,11 +496,11 @@ def _event_layer(
         own_c = np.flatnonzero(np.repeat(check_own[c0:c1], p_count))
         late_c = np.flatnonzero(np.repeat(check_late[c0:c1], p_count))
         if own_c.size or late_c.size or np.any(at_bound & at_edge):
-            surv = bins < cb[None, :] if is_long else bins > cb[None, :]
+            surv = bins < cb_s[None, :] if is_long else bins > cb_s[None, :]
             if edge is not None:
-                surv &= (bins >= edge) if is_long else (bins <= edge)
+                surv &= (bins >= edge_s) if is_long else (bins <= edge_s)
             if own_c.size:
-                rel = bins[:, own_c] - bin_lo
+                rel = bins[:, own_c] - lo_s
                 inside = (rel >= 0) & (rel < nb)
                 rows = np.broadcast_to(np.repeat(print_next[c0:c1], p_count)[own_c][None, :],
                                        rel.shape)
@@ -494,7 +508,7 @@ def _event_layer(
                 hits[inside] = suffix[rows[inside], rel[inside]]
                 surv[:, own_c] &= ~hits
             if late_c.size:
-                rel = bins[:, late_c] - bin_lo
+                rel = bins[:, late_c] - lo_s
                 inside = (rel >= 0) & (rel < nb)
                 lo_b = np.broadcast_to(np.repeat(d[c0:c1] + 1, p_count)[late_c][None, :],
                                        rel.shape)
@@ -513,14 +527,14 @@ def _event_layer(
                     continue
                 part = slice(int(idx[0]), int(idx[-1]) + 1)
                 if test_bound or edge is None:
-                    ok = bins[part] < cb[None, :] if is_long else bins[part] > cb[None, :]
+                    ok = bins[part] < cb_s[None, :] if is_long else bins[part] > cb_s[None, :]
                 else:
-                    ok = bins[part] >= edge if is_long else bins[part] <= edge
+                    ok = bins[part] >= edge_s if is_long else bins[part] <= edge_s
                 np.multiply(usd[part], ok, out=usd[part])
         s_c = np.repeat(s[c0:c1], p_count)
         seen = usd.sum(axis=0) / entry_norm
         total += float(seen.sum() if int(s_c.max()) < k_count else seen[s_c < k_count].sum())
-        np.add(bins, (s_c * nb - bin_lo + pad)[None, :], out=bins)
+        np.add(bins, (s_c * nb - lo_s + pad)[None, :], out=bins)
         np.add.at(padded, bins.ravel(), usd.ravel())
     alive = np.empty((k_count, nb))
     cons = np.zeros((k_count, nb))

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 
 from engine.incremental import venue_factors
 from engine.model import (
+    ROUND_BITS,
     Simulation,
     deposit_grid,
     deposits,
     flows,
     frame_ends_for,
+    rint_shifted,
     simulate,
 )
 from engine.params import DEFAULT_PARAMS, ModelParams, nice_step
@@ -272,3 +274,12 @@ def test_real_frames_are_finite_and_non_negative() -> None:
     for table in (sim.long_usd, sim.short_usd, sim.long_consumed, sim.short_consumed):
         assert np.all(np.isfinite(table)) and np.all(table >= 0)
     assert sim.long_usd[-1].sum() > 0 and sim.short_usd[-1].sum() > 0
+
+
+@given(st.lists(st.floats(0.0, 2.0**51 - 1.0, allow_nan=False), min_size=1, max_size=50),
+       st.integers(0, 1_000_000))
+def test_shifted_rounding_is_rint(values: list[float], tie: int) -> None:
+    # Exact halves included: both must round half to even.
+    x = np.array([*values, tie + 0.5, tie + 1.5])
+    expected = np.rint(x).astype(np.int64)
+    assert np.array_equal(rint_shifted(x.copy()) - ROUND_BITS, expected)
