@@ -17,7 +17,8 @@ ENV PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     LIQRADAR_WEB_HOST=0.0.0.0 \
     LIQRADAR_WEB_PORT=8080 \
-    LIQRADAR_DATABASE_URL=sqlite+aiosqlite:////data/liqradar.db
+    LIQRADAR_DATABASE_URL=sqlite+aiosqlite:////data/liqradar.db \
+    LIQRADAR_DELIVERY_JOURNAL=/data/liqradar-sends.jsonl
 RUN useradd --system --uid 10001 --home-dir /app liqradar \
     && mkdir -p /data /app \
     && chown liqradar /data

@@ -32,6 +32,7 @@ from bot.mapservice import MapService
 from bot.metrics import Metrics, watch_loop_lag
 from bot.notifier import ConsoleNotifier, Notifier
 from bot.scheduler import ServiceScheduler
+from bot.send_journal import SendJournal
 from bot.service import Service
 from bot.services import Services
 from bot.settings import Settings
@@ -180,9 +181,11 @@ async def _assemble(settings: Settings, sessions: SessionFactory, metrics: Metri
         notifiers.append(DiscordNotifier(discord_bot))
     if not notifiers:
         notifiers.append(ConsoleNotifier())
+    journal_path = settings.journal_path()
+    journal = None if journal_path is None else SendJournal(journal_path)
     worker = OutboxWorker(sessions, notifiers, image_provider=map_images(maps),
                           send_timeout=settings.delivery_timeout_s,
-                          max_attempts=settings.delivery_max_attempts)
+                          max_attempts=settings.delivery_max_attempts, journal=journal)
     pipeline = AlertPipeline(sessions, payload_for, worker.wake, metrics)
     scheduler = ServiceScheduler(refresh_s)
     service = Service(settings, sessions, maps, services, pipeline, worker, scheduler, metrics,

@@ -13,7 +13,10 @@ How duplicates are prevented or bounded:
   (`requeue_sending`). The only window for a duplicate is a crash (or a send timeout) after the
   platform accepted the message and before `mark_sent` committed: at most one extra copy per
   such event, never a loop. Notifiers receive the key (`OutgoingMessage.key`) so a platform
-  that supports it (a Discord nonce, a webhook idempotency header) can dedupe even that.
+  that supports it (a Discord nonce, a webhook idempotency header) can dedupe even that. For
+  platforms that cannot (Telegram), a local journal (`bot.send_journal`) records each accepted
+  send before `mark_sent`, and a restart records those rows instead of resending them: what is
+  left is a crash while the platform's answer is still on the wire.
 * Each platform has its own lane (claim, send, record), so one slow or failing transport
   neither blocks nor fails another; recoverable errors back off exponentially per row,
   permanent ones (blocked, chat gone) fail the row and pause that chat's subscriptions.
@@ -39,6 +42,7 @@ from bot.notifier import (
     from_payload,
     to_payload,
 )
+from bot.send_journal import SendJournal
 from engine.alerts import AlertKind, Decision
 from engine.types import Band, Side
 from storage import outbox
@@ -191,8 +195,10 @@ class OutboxWorker:
         max_attempts: int = 8,
         backoff_base: timedelta = timedelta(seconds=5),
         backoff_cap: timedelta = timedelta(hours=1),
+        journal: SendJournal | None = None,
     ) -> None:
         self._sessions = sessions
+        self._journal = journal
         self._notifiers = {n.name: n for n in notifiers}
         self._images = None if image_provider is None else ImageCache(image_provider)
         self._clock = clock
@@ -213,7 +219,9 @@ class OutboxWorker:
         return self._images
 
     async def start(self) -> None:
-        """Retry rows a crash left in `sending`, then run one lane per notifier."""
+        """Record the sends a crash left unrecorded (journal), retry the rest of the rows left in
+        `sending`, then run one lane per notifier."""
+        await self._reconcile_journal(rewrite=True)
         async with self._sessions() as session, session.begin():
             requeued = await outbox.requeue_sending(session, self._clock())
         if requeued:
@@ -240,6 +248,8 @@ class OutboxWorker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks.clear()
+        if self._journal is not None:
+            self._journal.close()
 
     async def _lane(self, name: str) -> None:
         """Claim and deliver one platform's rows until stopped."""
@@ -263,6 +273,7 @@ class OutboxWorker:
         if self._last_requeue is not None and now - self._last_requeue < timedelta(minutes=1):
             return
         self._last_requeue = now
+        await self._reconcile_journal()
         async with self._sessions() as session, session.begin():
             count = await outbox.requeue_sending(session, now, claimed_before=now - STALE_SENDING)
         if count:
@@ -314,15 +325,34 @@ class OutboxWorker:
             log.exception("notifier %s failed on %s", notifier.name, row.key)
             await self._failed(row, f"{type(exc).__name__}: {exc}", True, None)
         else:
+            if self._journal is not None:
+                self._journal.record(row.key, receipt.message_id)
             await self._record_sent(row, receipt.message_id)
+
+    async def _reconcile_journal(self, rewrite: bool = False) -> None:
+        """Mark sent the rows the journal says a platform accepted but the database missed."""
+        if self._journal is None:
+            return
+        acked = self._journal.unsettled()
+        if acked:
+            async with self._sessions() as session, session.begin():
+                done = await outbox.mark_acknowledged(session, acked, self._clock())
+            if done:
+                log.warning("outbox: %d sends accepted before a crash or a failed write are "
+                            "recorded from the journal, not repeated", len(done))
+        # Keys not updated are already recorded (or gone): nothing to keep for them either.
+        self._journal.settle(list(acked), rewrite=rewrite)
 
     async def _record_sent(self, row: Claimed, message_id: str | None) -> None:
         """Mark a delivered row sent, retrying briefly: the send happened, so losing this write
-        (a locked database) would leave the row 'sending' and resend it after a restart."""
+        (a locked database) would leave the row 'sending' and resend it after a restart (unless
+        the journal has it)."""
         for attempt in range(MARK_SENT_ATTEMPTS):
             try:
                 async with self._sessions() as session, session.begin():
                     await outbox.mark_sent(session, row.id, self._clock(), message_id)
+                if self._journal is not None:
+                    self._journal.settle([row.key])
                 return
             except Exception:
                 if attempt == MARK_SENT_ATTEMPTS - 1:

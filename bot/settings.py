@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,7 @@ class Settings(BaseSettings):
     default_sensitivity: str = "balanced"
     map_cooldown_s: int = 20
     delivery_max_attempts: int = 8
+    delivery_journal: str | None = None
 
     # web
     web_host: str = "127.0.0.1"
@@ -66,3 +70,16 @@ class Settings(BaseSettings):
     replay_anchor: float | None = None
     replay_min_refresh_s: float = 1.0
     replay_loops: int = 1
+
+    def journal_path(self) -> Path | None:
+        """The delivery journal's file: as set ("" = none); by default beside a SQLite file
+        (none for an in-memory database), else liqradar-sends.jsonl in the working directory."""
+        if self.delivery_journal is not None:
+            return Path(self.delivery_journal) if self.delivery_journal else None
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite":
+            db = url.database or ""
+            if db in ("", ":memory:") or db.startswith("file:"):
+                return None
+            return Path(db + "-sends.jsonl")
+        return Path("liqradar-sends.jsonl")

@@ -6,7 +6,7 @@ alert-state update and its outbox row commit together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +115,23 @@ async def mark_sent(session: AsyncSession, delivery_id: int, now: datetime,
     """Record a successful send."""
     return await _set(session, delivery_id, (SENDING,), status=SENT, sent_at=now,
                       receipt=receipt, last_error=None)
+
+
+async def mark_acknowledged(session: AsyncSession, receipts: Mapping[str, str | None],
+                            now: datetime) -> list[str]:
+    """Record as sent the rows (by key) a platform is known to have accepted, if they are still
+    `sending` (claimed by the process that wrote the journal); returns the keys updated."""
+    done: list[str] = []
+    for key, receipt in receipts.items():
+        result = await session.exec(
+            update(Delivery)
+            .where(col(Delivery.key) == key, col(Delivery.status) == SENDING)
+            .values(status=SENT, sent_at=now, receipt=receipt, last_error=None)
+            .execution_options(**_NO_SYNC)
+        )
+        if getattr(result, "rowcount", 0):
+            done.append(key)
+    return done
 
 
 async def retry_later(session: AsyncSession, delivery_id: int, now: datetime, delay: timedelta,
