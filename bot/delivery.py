@@ -57,6 +57,9 @@ Clock = Callable[[], datetime]
 IMAGE_BUCKET_S = 300
 MARK_SENT_ATTEMPTS = 5
 STALE_SENDING = timedelta(minutes=15)
+# A journaled send whose own database write has not settled it within this gave up (its retries
+# take seconds): the running worker then records it from the journal.
+JOURNAL_SETTLE = timedelta(minutes=1)
 ALERT_WINDOW = "24h"
 
 
@@ -273,7 +276,7 @@ class OutboxWorker:
         if self._last_requeue is not None and now - self._last_requeue < timedelta(minutes=1):
             return
         self._last_requeue = now
-        await self._reconcile_journal()
+        await self._reconcile_journal(older_than=JOURNAL_SETTLE)
         async with self._sessions() as session, session.begin():
             count = await outbox.requeue_sending(session, now, claimed_before=now - STALE_SENDING)
         if count:
@@ -329,11 +332,13 @@ class OutboxWorker:
                 self._journal.record(row.key, receipt.message_id)
             await self._record_sent(row, receipt.message_id)
 
-    async def _reconcile_journal(self, rewrite: bool = False) -> None:
-        """Mark sent the rows the journal says a platform accepted but the database missed."""
+    async def _reconcile_journal(self, rewrite: bool = False,
+                                 older_than: timedelta = timedelta(0)) -> None:
+        """Mark sent the rows the journal says a platform accepted but the database missed
+        (while running: only rows whose own write has had `older_than` to happen)."""
         if self._journal is None:
             return
-        acked = self._journal.unsettled()
+        acked = self._journal.unsettled(older_than.total_seconds())
         if acked:
             async with self._sessions() as session, session.begin():
                 done = await outbox.mark_acknowledged(session, acked, self._clock())

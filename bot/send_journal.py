@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class SendJournal:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._unsettled: dict[str, str | None] = {}
+        self._unsettled: dict[str, tuple[str | None, float]] = {}  # key -> receipt, when
         self._fd: int | None = None
         self._loaded = False
         self._broken = False
@@ -35,16 +36,19 @@ class SendJournal:
         """Where the journal lives."""
         return self._path
 
-    def unsettled(self) -> dict[str, str | None]:
-        """Accepted sends not yet known to be recorded: this process's and those a crashed
-        process left in the file (read once)."""
+    def unsettled(self, older_than_s: float = 0.0) -> dict[str, str | None]:
+        """Accepted sends not yet known to be recorded, with their receipts: those a crashed
+        process left in the file (read once), and this process's recorded `older_than_s` ago
+        or earlier (younger ones are normally still being written to the database)."""
         if not self._loaded:
             self._loaded = True
             left = _read(self._path)
             if left:
                 log.info("send journal %s: %d accepted sends to reconcile", self._path, len(left))
-            self._unsettled = {**left, **self._unsettled}
-        return dict(self._unsettled)
+            self._unsettled = {**{k: (r, -float("inf")) for k, r in left.items()},
+                               **self._unsettled}
+        cutoff = time.monotonic() - older_than_s
+        return {k: r for k, (r, at) in self._unsettled.items() if at <= cutoff}
 
     def record(self, key: str, receipt: str | None) -> None:
         """A platform accepted the delivery with this key (call before marking it sent).
@@ -54,7 +58,7 @@ class SendJournal:
         """
         if self._broken:
             return
-        self._unsettled[key] = receipt
+        self._unsettled[key] = (receipt, time.monotonic())
         try:
             os.write(self._open(), _line(key, receipt))
         except OSError as exc:
@@ -95,7 +99,7 @@ class SendJournal:
         self.close()
         tmp = self._path.with_name(self._path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(b"".join(_line(k, r) for k, r in self._unsettled.items()))
+            fh.write(b"".join(_line(k, r) for k, (r, _) in self._unsettled.items()))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path)

@@ -119,3 +119,12 @@ def test_journal_path_follows_the_database(url: str, setting: str | None,
     path = settings.journal_path()
     assert (None if path is None else str(path)) == (None if expected is None
                                                      else str(Path(expected)))
+
+
+def test_own_fresh_sends_wait_for_their_database_write(tmp_path: Path) -> None:
+    path = tmp_path / "sends.jsonl"
+    SendJournal(path).record("crashed", "m1")
+    journal = SendJournal(path)
+    journal.record("fresh", "m2")
+    assert journal.unsettled(older_than_s=60.0) == {"crashed": "m1"}
+    assert journal.unsettled() == {"crashed": "m1", "fresh": "m2"}
