@@ -121,8 +121,10 @@ async def mark_acknowledged(session: AsyncSession, receipts: Mapping[str, str | 
                             now: datetime) -> list[str]:
     """Record as sent the rows (by key) a platform is known to have accepted, if they are still
     `sending` (claimed by the process that wrote the journal); returns the keys updated."""
+    sending = await session.exec(select(Delivery.key).where(col(Delivery.status) == SENDING))
     done: list[str] = []
-    for key, receipt in receipts.items():
+    for key in sorted(set(sending.all()) & receipts.keys()):  # a few rows, not the journal
+        receipt = receipts[key]
         result = await session.exec(
             update(Delivery)
             .where(col(Delivery.key) == key, col(Delivery.status) == SENDING)
