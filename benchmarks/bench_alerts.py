@@ -10,7 +10,8 @@
      one of four time zones (many cohorts per group);
    * all distinct: no two rules alike (a unique min strength each), so nothing is shared:
      the per-subscription worst case.
-2. Delivery: N outbox rows on SQLite delivered through a no-op notifier; prints rows/second.
+2. Delivery: N outbox rows on SQLite delivered through a no-op notifier, without and with the
+   send journal (interleaved runs); prints rows/second.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.delivery import OutboxWorker
 from bot.notifier import DeliveryReceipt, OutgoingMessage, Target
+from bot.send_journal import SendJournal
 from engine.alerts import (
     DEFAULT_KINDS,
     SUBSCRIBABLE_KINDS,
@@ -134,8 +136,9 @@ class NullNotifier:
         return DeliveryReceipt(self.name, None)
 
 
-async def bench_delivery(rows: int = 2000, chats: int = 200) -> None:
-    """Rows per second through the outbox worker on SQLite."""
+async def bench_delivery(journal: bool, rows: int = 2000, chats: int = 200) -> float:
+    """Rows per second through the outbox worker on SQLite (with or without the send journal
+    the service keeps by default)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         await upgrade(url)
@@ -151,16 +154,29 @@ async def bench_delivery(rows: int = 2000, chats: int = 200) -> None:
                        "image": None, "buttons": []}
             for i in range(rows):
                 await outbox.enqueue(s, f"k{i}", pks[i % chats], "cross", payload, now=T0)
-        worker = OutboxWorker(sessions, [NullNotifier()], batch_size=100, concurrency=16)
+        log = SendJournal(Path(tmp) / "sends.jsonl") if journal else None
+        worker = OutboxWorker(sessions, [NullNotifier()], batch_size=100, concurrency=16,
+                              journal=log)
         start = time_.perf_counter()
         done = await worker.drain()
         elapsed = time_.perf_counter() - start
         await engine.dispose()
-    print(f"deliver {done} outbox rows (SQLite, no-op notifier): {elapsed:.2f} s, "
-          f"{done / elapsed:.0f} rows/s")
+    return done / elapsed
+
+
+async def bench_deliveries(rounds: int = 3) -> None:
+    """Outbox throughput without and with the send journal, interleaved (the disk is noisy)."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for journal in (False, True):
+            rates[journal].append(await bench_delivery(journal))
+    for journal, label in ((False, "no journal"), (True, "send journal")):
+        runs = ", ".join(f"{r:.0f}" for r in rates[journal])
+        print(f"deliver 2000 outbox rows (SQLite, no-op notifier, {label}): median "
+              f"{statistics.median(rates[journal]):.0f} rows/s ({runs})")
 
 
 if __name__ == "__main__":
     if "--no-delivery" not in sys.argv:
-        asyncio.run(bench_delivery())
+        asyncio.run(bench_deliveries())
     bench_evaluation()
