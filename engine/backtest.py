@@ -89,8 +89,8 @@ def sweep_predictions(
     hours = np.arange(warm, n)
     prev = hours - 1
     o, lw, hg = bars.open[hours], bars.low[hours], bars.high[hours]
-    model_long = _mass_between(sim.long_usd[prev], sim.bin_lo, step, lw, o)
-    model_short = _mass_between(sim.short_usd[prev], sim.bin_lo, step, o, hg)
+    model_long = mass_between(sim.long_usd[prev], sim.bin_lo, step, lw, o)
+    model_short = mass_between(sim.short_usd[prev], sim.bin_lo, step, o, hg)
     oi = bars.open_interest_usd[prev]
     return SweepPredictions(
         hours=hours,
@@ -124,8 +124,8 @@ def served_predictions(
         end = np.array([int(past.time[-1]) + past.interval_ms], dtype=np.int64)
         sim = simulate(past, params, long_f, short_f, step, end, bin_range=bin_range)
         o, lw, hg = (np.array([x]) for x in (bars.open[t], bars.low[t], bars.high[t]))
-        model_long[j] = _mass_between(sim.long_usd, sim.bin_lo, step, lw, o)[0]
-        model_short[j] = _mass_between(sim.short_usd, sim.bin_lo, step, o, hg)[0]
+        model_long[j] = mass_between(sim.long_usd, sim.bin_lo, step, lw, o)[0]
+        model_short[j] = mass_between(sim.short_usd, sim.bin_lo, step, o, hg)[0]
     prev = hours - 1
     o, lw, hg = bars.open[hours], bars.low[hours], bars.high[hours]
     oi = bars.open_interest_usd[prev]
@@ -137,7 +137,7 @@ def served_predictions(
     )
 
 
-def _mass_between(
+def mass_between(
     usd: FloatArray, bin_lo: int, step: float, low: FloatArray, high: FloatArray
 ) -> FloatArray:
     """Row r's USD with price in [low[r], high[r]], bins read as uniform over their width.

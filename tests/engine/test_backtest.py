@@ -154,17 +154,17 @@ def test_band_hit_offset_moves_prints_to_trigger_levels() -> None:
 
 
 def test_mass_between_counts_partial_bins() -> None:
-    from engine.backtest import _mass_between
+    from engine.backtest import mass_between
 
     usd = np.array([[0.0, 10.0, 20.0, 0.0]])  # bins 100..103 at step 1: bin 101 holds 10 USD
     one = np.array([1.0])
     # whole bins 101 and 102: [100.5, 102.5]
-    assert _mass_between(usd, 100, 1.0, one * 100.5, one * 102.5)[0] == pytest.approx(30.0)
+    assert mass_between(usd, 100, 1.0, one * 100.5, one * 102.5)[0] == pytest.approx(30.0)
     # half of bin 101 and a quarter of bin 102
-    assert _mass_between(usd, 100, 1.0, one * 101.0, one * 101.75)[0] == pytest.approx(5 + 5)
+    assert mass_between(usd, 100, 1.0, one * 101.0, one * 101.75)[0] == pytest.approx(5 + 5)
     # an empty or reversed interval holds nothing; outside the table holds nothing
-    assert _mass_between(usd, 100, 1.0, one * 101.2, one * 101.2)[0] == 0.0
-    assert _mass_between(usd, 100, 1.0, one * 200.0, one * 300.0)[0] == 0.0
+    assert mass_between(usd, 100, 1.0, one * 101.2, one * 101.2)[0] == 0.0
+    assert mass_between(usd, 100, 1.0, one * 200.0, one * 300.0)[0] == 0.0
 
 
 def test_band_hit_hours_window_splits_the_score() -> None:
