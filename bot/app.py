@@ -25,8 +25,9 @@ import aiohttp
 from sqlalchemy import event
 from sqlmodel import col, select
 
+from bot.alert_messages import payload_for
 from bot.alerting import AlertPipeline
-from bot.delivery import OutboxWorker, payload_for
+from bot.delivery import OutboxWorker
 from bot.logs import configure_logging
 from bot.mapservice import MapService
 from bot.metrics import Metrics, watch_loop_lag

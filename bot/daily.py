@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
+from bot.alert_messages import image_key
 from bot.commands import brief_of, brief_parts
 from bot.mapservice import MapService
 from bot.notifier import Button, ImageRef, OutgoingMessage, to_payload
@@ -24,13 +25,7 @@ from storage.models import Chat, DailyBrief
 
 logger = logging.getLogger(__name__)
 
-IMAGE_BUCKET_S = 300
 BRIEF_WINDOW = Window.H24
-
-
-def image_key(symbol: str, window: Window, at: datetime) -> str:
-    """Image key shared with alerts: one image per symbol, window and 5-minute bucket."""
-    return f"{symbol}:{window.value}:{int(at.timestamp()) // IMAGE_BUCKET_S}"
 
 
 def map_images(maps: MapService) -> Callable[[str], Awaitable[bytes]]:

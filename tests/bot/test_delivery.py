@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.delivery import OutboxWorker, alert_message, backoff, payload_for
+from bot.alert_messages import alert_message, payload_for
+from bot.delivery import OutboxWorker, backoff
 from bot.notifier import (
     ConsoleNotifier,
     DeliveryError,

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from bot.delivery import OutboxWorker, payload_for
+from bot.alert_messages import payload_for
+from bot.delivery import OutboxWorker
 from bot.notifier import DeliveryReceipt, OutgoingMessage, Target
 from engine.alerts import Decision
 from engine.types import Band, Side
