@@ -28,6 +28,7 @@ class SendJournal:
         self._path = path
         self._unsettled: dict[str, tuple[str | None, float]] = {}  # key -> receipt, when
         self._fd: int | None = None
+        self._size = 0  # bytes in the file, counted as they are written (no stat per send)
         self._loaded = False
         self._broken = False
 
@@ -60,7 +61,7 @@ class SendJournal:
             return
         self._unsettled[key] = (receipt, time.monotonic())
         try:
-            os.write(self._open(), _line(key, receipt))
+            self._size += os.write(self._open(), _line(key, receipt))
         except OSError as exc:
             self._broken = True
             log.error("send journal %s cannot be written (%s); continuing without it: a crash "
@@ -71,8 +72,7 @@ class SendJournal:
         with the rest when `rewrite` is set (after a reconcile) or when it has grown big."""
         for key in keys:
             self._unsettled.pop(key, None)
-        big = self._fd is not None and os.fstat(self._fd).st_size > COMPACT_BYTES
-        if self._broken or not (big or (rewrite and self._path.exists())):
+        if self._broken or not (self._size > COMPACT_BYTES or (rewrite and self._path.exists())):
             return
         try:
             self._rewrite()
@@ -92,6 +92,7 @@ class SendJournal:
             self.unsettled()  # never append before the crashed process's lines are read
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
         return self._fd
 
     def _rewrite(self) -> None:
@@ -99,7 +100,7 @@ class SendJournal:
         self.close()
         tmp = self._path.with_name(self._path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(b"".join(_line(k, r) for k, (r, _) in self._unsettled.items()))
+            self._size = fh.write(b"".join(_line(k, r) for k, (r, _) in self._unsettled.items()))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path)

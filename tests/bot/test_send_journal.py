@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from bot.delivery import OutboxWorker
-from bot.send_journal import SendJournal
+from bot.send_journal import COMPACT_BYTES, SendJournal
 from bot.settings import Settings
 from storage import outbox
 from storage.db import SessionFactory
@@ -22,29 +22,35 @@ async def _row(db: SessionFactory, key: str) -> Delivery:
         return (await s.exec(select(Delivery).where(Delivery.key == key))).one()
 
 
-async def _run_until_sent(worker: OutboxWorker, fake: FakeNotifier, count: int) -> None:
+async def _enqueue_all(db: SessionFactory, *keys: str) -> None:
+    pk = await _chat(db, "1")
+    for key in keys:
+        await _enqueue(db, key, pk)
+
+
+async def _restart(db: SessionFactory, journal: Path, sends: int) -> FakeNotifier:
+    """Start a worker on `journal` as a restarted service would; stop after `sends` sends."""
+    fake = FakeNotifier()
+    worker = OutboxWorker(db, [fake], clock=Clock(), poll_interval=0.01,
+                          journal=SendJournal(journal))
     await worker.start()
     try:
         async with asyncio.timeout(5):
-            await fake.wait_sent(count)
+            await fake.wait_sent(sends)
     finally:
         await worker.stop()  # lets the batch in flight record its sends
+    return fake
 
 
 async def test_accepted_send_left_unrecorded_is_not_repeated(
     db: SessionFactory, tmp_path: Path
 ) -> None:
-    pk = await _chat(db, "1")
-    for key in ("accepted", "in-flight"):
-        await _enqueue(db, key, pk)
+    await _enqueue_all(db, "accepted", "in-flight")
     async with db() as s, s.begin():
         await outbox.claim_due(s, T0)  # the crashed worker had claimed both
     path = tmp_path / "sends.jsonl"
     SendJournal(path).record("accepted", "m7")  # the platform had answered for one of them
-    fake = FakeNotifier()
-    worker = OutboxWorker(db, [fake], clock=Clock(), poll_interval=0.01,
-                          journal=SendJournal(path))
-    await _run_until_sent(worker, fake, 1)
+    fake = await _restart(db, path, 1)
     assert [m.key for _, m in fake.sent] == ["in-flight"]
     accepted = await _row(db, "accepted")
     assert (accepted.status, accepted.receipt) == ("sent", "m7")
@@ -56,14 +62,10 @@ async def test_journal_never_marks_a_row_that_was_not_claimed(
     db: SessionFactory, tmp_path: Path
 ) -> None:
     # A stale line whose key is pending (never claimed, e.g. a fresh database) is sent normally.
-    pk = await _chat(db, "1")
-    await _enqueue(db, "k", pk)
+    await _enqueue_all(db, "k")
     path = tmp_path / "sends.jsonl"
     SendJournal(path).record("k", "old")
-    fake = FakeNotifier()
-    worker = OutboxWorker(db, [fake], clock=Clock(), poll_interval=0.01,
-                          journal=SendJournal(path))
-    await _run_until_sent(worker, fake, 1)
+    fake = await _restart(db, path, 1)
     assert [m.key for _, m in fake.sent] == ["k"]
     assert (await _row(db, "k")).receipt == "m1"
 
@@ -71,9 +73,7 @@ async def test_journal_never_marks_a_row_that_was_not_claimed(
 async def test_worker_journals_each_send_and_settles_it(
     db: SessionFactory, tmp_path: Path
 ) -> None:
-    pk = await _chat(db, "1")
-    for key in ("a", "b"):
-        await _enqueue(db, key, pk)
+    await _enqueue_all(db, "a", "b")
     journal = SendJournal(tmp_path / "sends.jsonl")
     fake = FakeNotifier()
     worker = OutboxWorker(db, [fake], clock=Clock(), journal=journal)
@@ -128,3 +128,13 @@ def test_own_fresh_sends_wait_for_their_database_write(tmp_path: Path) -> None:
     journal.record("fresh", "m2")
     assert journal.unsettled(older_than_s=60.0) == {"crashed": "m1"}
     assert journal.unsettled() == {"crashed": "m1", "fresh": "m2"}
+
+
+def test_big_journal_is_compacted_to_its_unsettled_lines(tmp_path: Path) -> None:
+    journal = SendJournal(tmp_path / "sends.jsonl")
+    keys = [f"alert:{i:06d}:some-band-key" for i in range(COMPACT_BYTES // 30)]
+    for key in keys:
+        journal.record(key, "m")
+    journal.settle(keys[1:])
+    assert journal.path.stat().st_size < 100
+    assert SendJournal(journal.path).unsettled() == {keys[0]: "m"}
