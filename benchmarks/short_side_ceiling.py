@@ -17,20 +17,22 @@ Spearman on the FIRST half of the test hours only; the second half shows whether
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 from fit_model import HOURLY, load_bars
 
-from engine.backtest import mass_between, spearman, sweep_predictions
+from engine.backtest import mass_between, spearman, sweep_hours, sweep_simulation
 from engine.frame_terms import ewma
-from engine.mapping import factors_for
-from engine.model import simulate
-from engine.params import DEFAULT_PARAMS, nice_step
-from engine.types import Bars, FloatArray, Venue
+from engine.model import Simulation
+from engine.params import DEFAULT_PARAMS
+from engine.types import Bars, FloatArray
 
 DISTANCE_EDGES = (0.0, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 1.0)
+PER_HOUR_STEPS = (0.5, 0.2, 0.1, 0.05, 0.02)  # β per standardised signal
+PER_DISTANCE_STEPS = (1.0, 0.5, 0.25, 0.1, 0.05)  # log weight per bucket
 
 
 def _log(x: FloatArray) -> FloatArray:
@@ -57,69 +59,41 @@ def signals(bars: Bars, hours: np.ndarray) -> dict[str, FloatArray]:
     return out
 
 
-def search(base: FloatArray, real: FloatArray, feats: dict[str, FloatArray],
-           fit: np.ndarray) -> dict[str, float]:
-    """β maximising the Spearman of base + Σ β·z over the `fit` hours (coordinate search)."""
-    z = {k: (v - v[fit].mean()) / v[fit].std() for k, v in feats.items()}
-    beta = dict.fromkeys(z, 0.0)
+def standardised(columns: list[FloatArray], fit: np.ndarray) -> FloatArray:
+    """Columns as z-scores over the `fit` hours, one per column of the returned matrix."""
+    x = np.column_stack(columns)
+    return np.asarray((x - x[fit].mean(axis=0)) / x[fit].std(axis=0), dtype=np.float64)
 
-    def score(b: dict[str, float]) -> float:
-        s = base + sum(b[k] * z[k] for k in z)
-        return spearman(s[fit], real[fit])
 
-    best = score(beta)
-    for step in (0.5, 0.2, 0.1, 0.05, 0.02):
+def coordinate_search(score: Callable[[FloatArray], float], size: int,
+                      steps: tuple[float, ...]) -> FloatArray:
+    """The vector (from zeros) maximising `score`: each coordinate in turn moves ± a step while
+    that helps, for each step size in turn."""
+    x = np.zeros(size)
+    best = score(x)
+    for step in steps:
         improved = True
         while improved:
             improved = False
-            for k in z:
+            for i in range(size):
                 for d in (step, -step):
-                    trial = {**beta, k: beta[k] + d}
+                    trial = x.copy()
+                    trial[i] += d
                     value = score(trial)
                     if value > best + 1e-5:
-                        best, beta, improved = value, trial, True
-    return beta
+                        best, x, improved = value, trial, True
+    return x
 
 
-def short_mass_by_distance(bars: Bars, hours: np.ndarray) -> FloatArray:
-    """Per test hour and distance bucket: the map's short USD in [open, high] within it (the
-    map from bars before the hour, as the fitting sweep builds it)."""
-    params = DEFAULT_PARAMS
-    step = nice_step(float(np.median(bars.close)), params.bin_bps)
-    bin_range = (int(np.floor(bars.low.min() * 0.8 / step)),
-                 int(np.ceil(bars.high.max() * 1.2 / step)))
-    long_f, short_f = factors_for(Venue.BINANCE, "BTC", params)
-    sim = simulate(bars, params, long_f, short_f, step, bars.time + bars.interval_ms,
-                   bin_range=bin_range)
+def short_mass_by_distance(sim: Simulation, bars: Bars, hours: np.ndarray) -> FloatArray:
+    """Per test hour and distance bucket: the map's short USD in [open, high] within it."""
     o, hi = bars.open[hours], bars.high[hours]
     cols = []
     for near, far in pairwise(DISTANCE_EDGES):
         low = o * (1 + near)
         high = np.maximum(np.minimum(hi, o * (1 + far)), low)
-        cols.append(mass_between(sim.short_usd[hours - 1], sim.bin_lo, step, low, high))
+        cols.append(mass_between(sim.short_usd[hours - 1], sim.bin_lo, sim.step, low, high))
     return np.column_stack(cols)
-
-
-def reweight_by_distance(mass: FloatArray, real: FloatArray, fit: np.ndarray) -> FloatArray:
-    """Log weights per bucket maximising the Spearman of mass @ exp(w) over the `fit` hours."""
-    w = np.zeros(mass.shape[1])
-
-    def score(trial: FloatArray) -> float:
-        return spearman(mass[fit] @ np.exp(trial), real[fit])
-
-    best = score(w)
-    for step in (1.0, 0.5, 0.25, 0.1, 0.05):
-        improved = True
-        while improved:
-            improved = False
-            for i in range(w.size):
-                for d in (step, -step):
-                    trial = w.copy()
-                    trial[i] += d
-                    value = score(trial)
-                    if value > best + 1e-5:
-                        best, w, improved = value, trial, True
-    return w
 
 
 def main() -> None:
@@ -127,35 +101,35 @@ def main() -> None:
     parser.add_argument("--bars", type=Path, default=HOURLY)
     args = parser.parse_args()
     bars = load_bars(args.bars)
-    pred = sweep_predictions(bars, DEFAULT_PARAMS)
-    m = pred.hours.size
-    ok = np.isfinite(pred.real_short)
-    first = np.zeros(m, bool)
-    first[: m // 2] = True
+    sim = sweep_simulation(bars, DEFAULT_PARAMS)
+    hours = sweep_hours(bars)
+    o, hg = bars.open[hours], bars.high[hours]
+    real = bars.short_liquidations_usd[hours]
+    ok = np.isfinite(real)
+    first = np.arange(hours.size) < hours.size // 2
     fit, held = first & ok, ~first & ok
-    base = _log(pred.model_short)
-    feats = signals(bars, pred.hours)
-    z = {k: (v - v[fit].mean()) / v[fit].std() for k, v in feats.items()}
 
-    def halves(beta: dict[str, float], zz: dict[str, FloatArray]) -> str:
-        s = base + sum(b * zz[k] for k, b in beta.items())
-        return (f"first half {spearman(s[fit], pred.real_short[fit]):.3f}, "
-                f"second half {spearman(s[held], pred.real_short[held]):.3f}")
+    def halves(scored: FloatArray) -> str:
+        return (f"first half {spearman(scored[fit], real[fit]):.3f}, "
+                f"second half {spearman(scored[held], real[held]):.3f}")
 
-    print(f"map alone:                        {halves({}, z)}")
-    beta = search(base, pred.real_short, feats, fit)
-    print(f"map × pre-hour multiplier:        {halves(beta, z)}")
-    print("  β: " + ", ".join(f"{k} {b:+.2f}" for k, b in beta.items() if b))
-    down = {"down move": _log((bars.open - bars.low)[pred.hours] / bars.open[pred.hours] + 1e-5)}
-    zd = {k: (v - v[fit].mean()) / v[fit].std() for k, v in down.items()}
-    beta_d = search(base, pred.real_short, down, fit)
-    print(f"look-ahead reference (own down):  {halves(beta_d, zd)}")
-    mass = short_mass_by_distance(bars, pred.hours)
-    w = reweight_by_distance(mass, pred.real_short, fit)
-    scored = mass @ np.exp(w)
-    print(f"map re-weighted by distance:      first half "
-          f"{spearman(scored[fit], pred.real_short[fit]):.3f}, second half "
-          f"{spearman(scored[held], pred.real_short[held]):.3f}")
+    def fit_spearman(scored: FloatArray) -> float:
+        return spearman(scored[fit], real[fit])
+
+    base = _log(mass_between(sim.short_usd[hours - 1], sim.bin_lo, sim.step, o, hg))
+    print(f"map alone:                        {halves(base)}")
+    feats = signals(bars, hours)
+    z = standardised(list(feats.values()), fit)
+    beta = coordinate_search(lambda b: fit_spearman(base + z @ b), z.shape[1], PER_HOUR_STEPS)
+    print(f"map × pre-hour multiplier:        {halves(base + z @ beta)}")
+    print("  β: " + ", ".join(f"{k} {b:+.2f}" for k, b in zip(feats, beta, strict=True) if b))
+    zd = standardised([_log((o - bars.low[hours]) / o + 1e-5)], fit)
+    beta_d = coordinate_search(lambda b: fit_spearman(base + zd @ b), 1, PER_HOUR_STEPS)
+    print(f"look-ahead reference (own down):  {halves(base + zd @ beta_d)}")
+    mass = short_mass_by_distance(sim, bars, hours)
+    w = coordinate_search(lambda lw: fit_spearman(mass @ np.exp(lw)), mass.shape[1],
+                          PER_DISTANCE_STEPS)
+    print(f"map re-weighted by distance:      {halves(mass @ np.exp(w))}")
     print("  weights: " + ", ".join(f"{a * 100:g}%+ {x:.2f}"
                                      for a, x in zip(DISTANCE_EDGES, np.exp(w), strict=False)))
 

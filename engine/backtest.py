@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.bands import DEFAULT_BAND_PARAMS, BandParams, find_bands
 from engine.mapping import factors_for, profile_grid
-from engine.model import simulate
+from engine.model import Simulation, simulate
 from engine.params import DEFAULT_PARAMS, ModelParams, nice_step
 from engine.types import HOUR_MS, Band, Bars, FloatArray, LiquidationPrints, Side, Venue
 
@@ -77,20 +77,12 @@ def sweep_predictions(
     shows at once, so it differs slightly from what the service serves — `served_predictions`
     rebuilds every hour exactly as the service does and is what `liqradar backtest` reports.
     """
-    n = len(bars)
-    warm = max(1, int(warmup_hours * HOUR_MS // bars.interval_ms))
-    price = float(np.median(bars.close))
-    step = nice_step(price, params.bin_bps)
-    lo = int(np.floor(bars.low.min() * 0.8 / step))
-    hi = int(np.ceil(bars.high.max() * 1.2 / step))
-    long_f, short_f = factors_for(venue, base, params)
-    frame_ends = bars.time + bars.interval_ms
-    sim = simulate(bars, params, long_f, short_f, step, frame_ends, bin_range=(lo, hi))
-    hours = np.arange(warm, n)
+    sim = sweep_simulation(bars, params, venue, base)
+    hours = sweep_hours(bars, warmup_hours)
     prev = hours - 1
     o, lw, hg = bars.open[hours], bars.low[hours], bars.high[hours]
-    model_long = mass_between(sim.long_usd[prev], sim.bin_lo, step, lw, o)
-    model_short = mass_between(sim.short_usd[prev], sim.bin_lo, step, o, hg)
+    model_long = mass_between(sim.long_usd[prev], sim.bin_lo, sim.step, lw, o)
+    model_short = mass_between(sim.short_usd[prev], sim.bin_lo, sim.step, o, hg)
     oi = bars.open_interest_usd[prev]
     return SweepPredictions(
         hours=hours,
@@ -98,6 +90,25 @@ def sweep_predictions(
         base_long=oi * (o - lw) / o, base_short=oi * (hg - o) / o,
         real_long=bars.long_liquidations_usd[hours], real_short=bars.short_liquidations_usd[hours],
     )
+
+
+def sweep_simulation(
+    bars: Bars, params: ModelParams = DEFAULT_PARAMS, venue: Venue = Venue.BINANCE,
+    base: str = "BTC",
+) -> Simulation:
+    """The fast sweep's model: one simulation over the whole file, a frame after every bar, on
+    one bin grid wide enough for every price of the file (frame i = the map after bar i)."""
+    step = nice_step(float(np.median(bars.close)), params.bin_bps)
+    lo = int(np.floor(bars.low.min() * 0.8 / step))
+    hi = int(np.ceil(bars.high.max() * 1.2 / step))
+    long_f, short_f = factors_for(venue, base, params)
+    return simulate(bars, params, long_f, short_f, step, bars.time + bars.interval_ms,
+                    bin_range=(lo, hi))
+
+
+def sweep_hours(bars: Bars, warmup_hours: int = 168) -> np.ndarray:
+    """Indices of the test hours: every bar after the warm-up."""
+    return np.arange(max(1, int(warmup_hours * HOUR_MS // bars.interval_ms)), len(bars))
 
 
 def served_predictions(
@@ -109,11 +120,9 @@ def served_predictions(
     This is what the service serves at the start of hour t (it keeps a week of history; older
     positions have churned away), so its scores are the model's honest out-of-sample record.
     """
-    n = len(bars)
-    warm = max(1, int(warmup_hours * HOUR_MS // bars.interval_ms))
     keep = max(2, int(history_hours * HOUR_MS // bars.interval_ms))
     long_f, short_f = factors_for(venue, base, params)
-    hours = np.arange(warm, n)
+    hours = sweep_hours(bars, warmup_hours)
     model_long = np.zeros(hours.size)
     model_short = np.zeros(hours.size)
     for j, t in enumerate(hours.tolist()):
