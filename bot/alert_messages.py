@@ -1,10 +1,13 @@
-"""Fired alert decision -> the neutral outbox message (plain text; transports add markup)."""
+"""Fired alert decision -> the neutral outbox message (plain text; transports add markup), and
+the image keys those messages (and daily briefs) carry, with the provider that renders them."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from bot.mapservice import MapService
 from bot.notifier import Button, ImageRef, OutgoingMessage, to_payload
 from engine.alerts import AlertKind, Decision
 from engine.types import Band, Side, Window
@@ -17,6 +20,14 @@ def image_key(symbol: str, window: Window, at: datetime) -> str:
     """Image key shared by alerts and daily briefs: one image per symbol, window and 5-minute
     bucket."""
     return f"{symbol}:{window.value}:{int(at.timestamp()) // IMAGE_BUCKET_S}"
+
+
+def map_images(maps: MapService) -> Callable[[str], Awaitable[bytes]]:
+    """Image provider for the outbox worker: `BTC:24h:<bucket>` -> the current PNG."""
+    async def provide(key: str) -> bytes:
+        symbol, window, _ = key.split(":")
+        return await maps.get_png(symbol, Window.parse(window))
+    return provide
 
 
 def _price(value: float) -> str:

@@ -154,7 +154,7 @@ async def _assemble(settings: Settings, sessions: SessionFactory, metrics: Metri
                     stop: asyncio.Event, http: aiohttp.ClientSession, replay: Path | None,
                     speed: float) -> Service:
     """Build every part (nothing is started yet)."""
-    from bot.daily import map_images
+    from bot.alert_messages import map_images
 
     source, clock, replayed = _build_source(settings, http, replay, speed)
     refresh_s = float(settings.refresh_seconds)

@@ -7,14 +7,12 @@ messages keyed by `engine.alerts.brief_key`, so a re-run on the same local day i
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlmodel import col, select
 
 from bot.alert_messages import image_key
 from bot.commands import brief_of, brief_parts
-from bot.mapservice import MapService
 from bot.notifier import Button, ImageRef, OutgoingMessage, to_payload
 from bot.scheduler import BriefSchedule, due_briefs
 from bot.services import Services
@@ -26,14 +24,6 @@ from storage.models import Chat, DailyBrief
 logger = logging.getLogger(__name__)
 
 BRIEF_WINDOW = Window.H24
-
-
-def map_images(maps: MapService) -> Callable[[str], Awaitable[bytes]]:
-    """Image provider for the outbox worker: `BTC:24h:<bucket>` -> the current PNG."""
-    async def provide(key: str) -> bytes:
-        symbol, window, _ = key.split(":")
-        return await maps.get_png(symbol, Window.parse(window))
-    return provide
 
 
 async def load_schedules(services: Services) -> list[BriefSchedule]:

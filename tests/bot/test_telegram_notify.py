@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.alert_messages import alert_message
+from bot.alert_messages import alert_message, map_images
 from bot.commands import Caller, ChatKind, dispatch
-from bot.daily import map_images, run_due_briefs
+from bot.daily import run_due_briefs
 from bot.delivery import OutboxWorker
 from bot.notifier import ImageRef, OutgoingMessage, Target, to_payload
 from bot.services import Services
