@@ -120,14 +120,16 @@ def _pockets(
     taken = np.zeros(values.size, dtype=bool)
     found: list[tuple[Side, float, float, float, float]] = []
     work = dens.copy()
-    for _ in range(params.max_per_side * 3):
-        if len(found) >= params.max_per_side:
-            break
+    tries = 0
+    while len(found) < params.max_per_side and tries < params.max_per_side * 3:
         work[taken] = 0.0
         i = int(np.argmax(work))
         peak_val = work[i]
         if peak_val <= 0:
             break
+        if _mark_shoulder(i, dens, taken):
+            continue
+        tries += 1
         limit = peak_val * params.edge_ratio
         lo = i
         while lo > 0 and not taken[lo - 1] and dens[lo - 1] >= limit:
@@ -147,3 +149,27 @@ def _pockets(
             low_p = max(low_p, price)
         found.append((side, low_p, high_p, float(centers[i]), usd))
     return found
+
+
+def _mark_shoulder(i: int, dens: FloatArray, taken: np.ndarray) -> bool:
+    """Mark the slope below a taken pocket's edge as taken, if bin i starts one.
+
+    Bin i is a shoulder when a taken neighbour is at least as dense: it is the flank of a pocket
+    already cut, not a peak of its own (cutting it gave a second band flush against the first).
+    The flank runs away from the pocket while the density keeps falling, so a real peak beyond
+    the valley stays free.
+    """
+    n = dens.size
+    left = i > 0 and bool(taken[i - 1]) and dens[i - 1] >= dens[i]
+    right = i < n - 1 and bool(taken[i + 1]) and dens[i + 1] >= dens[i]
+    if not (left or right):
+        return False
+    taken[i] = True
+    if left and right:
+        return True
+    step = 1 if left else -1
+    j = i
+    while 0 <= j + step < n and not taken[j + step] and dens[j + step] <= dens[j]:
+        j += step
+        taken[j] = True
+    return True

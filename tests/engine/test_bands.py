@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,32 @@ def test_bands_of_a_side_do_not_overlap(profile: tuple[np.ndarray, np.ndarray, f
         mine = sorted((b for b in bands if b.side is side), key=lambda b: b.low)
         for a, b in itertools.pairwise(mine):
             assert a.high <= b.low + 1e-9
+
+
+def _flanked(center: float, flank: float) -> np.ndarray:
+    """A sharp pocket whose one side falls off slowly (flank > 0: upward, < 0: downward)."""
+    c = GRID.centers()
+    beyond = (c - center) / flank
+    tail = np.where(beyond > 0, np.exp(-beyond), 0.0)
+    return np.asarray(5e7 * (np.exp(-0.5 * ((c - center) / 30.0) ** 2) + 0.8 * tail), np.float64)
+
+
+@pytest.mark.parametrize(("center", "flank"), [
+    (49_400.0, -300.0), (49_400.0, 300.0), (50_600.0, 300.0), (50_600.0, -300.0),
+])
+def test_a_pockets_flank_is_not_cut_as_a_second_pocket_flush_against_it(
+        center: float, flank: float) -> None:
+    profile = _flanked(center, flank)
+    side = Side.LONG if center < PRICE else Side.SHORT
+    longs, shorts = (profile, 0 * profile) if side is Side.LONG else (0 * profile, profile)
+    bands = [b for b in find_bands(GRID, longs, shorts, PRICE, BandParams(background_pct=0.0))
+             if b.side is side]
+    assert len(bands) == 1
+    assert bands[0].low <= center <= bands[0].high
+
+
+def test_a_real_pocket_beyond_a_flank_is_still_cut() -> None:
+    longs = _flanked(49_400.0, -300.0) + _bump(48_700.0, 30.0, 4e9)
+    bands = find_bands(GRID, longs, 0 * longs, PRICE, BandParams(background_pct=0.0))
+    assert [round(b.peak, -2) for b in bands] == [49_400.0, 48_700.0]
+    assert bands[0].low > bands[1].high  # separate, not flush
