@@ -12,6 +12,12 @@ Spearman on the FIRST half of the test hours only; the second half shows whether
 2. Per distance: the map's short USD in [open, high] is split into distance buckets above the
    open (0–0.1 %, 0.1–0.2 %, … 5 %+), each with its own weight: the most a change of the map's
    shape along price could add.
+3. Any combination: a gradient-boosted learner over the map's prediction, the size of the move
+   up and the same pre-hour signals (interactions included), trained on the first half. Any
+   function of these that rises with the move can be drawn as a map (its cumulative short USD
+   above the price), so this bounds what any map built from them could reach. The same learner
+   also given the hour's own down move (look-ahead) shows where the missing information lies.
+   Needs scikit-learn (`pip install -e ".[bench]"`); skipped with a note without it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from fit_model import HOURLY, load_bars
 
-from engine.backtest import mass_between, spearman, sweep_hours, sweep_simulation
+from engine.backtest import mass_between, rankdata, spearman, sweep_hours, sweep_simulation
 from engine.frame_terms import ewma
 from engine.model import Simulation
 from engine.params import DEFAULT_PARAMS
@@ -96,6 +102,29 @@ def short_mass_by_distance(sim: Simulation, bars: Bars, hours: np.ndarray) -> Fl
     return np.column_stack(cols)
 
 
+def learner_bound(columns: list[FloatArray], real: FloatArray, fit: np.ndarray,
+                  held: np.ndarray) -> tuple[float, float] | None:
+    """First- and second-half Spearman of a gradient-boosted learner trained on the first half
+    (target: normal scores of the realized ranks); None without scikit-learn."""
+    try:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+    except ImportError:
+        return None
+    from scipy.stats import norm
+
+    x = np.column_stack(columns)
+    target = norm.ppf((rankdata(real[fit]) - 0.5) / int(fit.sum()))
+    scores = []
+    for seed in range(3):  # the learner's own randomness: average three seeds
+        model = HistGradientBoostingRegressor(
+            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+            random_state=seed).fit(x[fit], target)
+        scores.append((spearman(model.predict(x[fit]), real[fit]),
+                       spearman(model.predict(x[held]), real[held])))
+    first, second = np.mean(scores, axis=0)
+    return float(first), float(second)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=Path, default=HOURLY)
@@ -132,6 +161,18 @@ def main() -> None:
     print(f"map re-weighted by distance:      {halves(mass @ np.exp(w))}")
     print("  weights: " + ", ".join(f"{a * 100:g}%+ {x:.2f}"
                                      for a, x in zip(DISTANCE_EDGES, np.exp(w), strict=False)))
+    up = _log((hg - o) / o + 1e-5)
+    down = _log((o - bars.low[hours]) / o + 1e-5)
+    plain = learner_bound([base, up, *feats.values()], real, fit, held)
+    if plain is None:
+        print("learner bound: skipped (pip install -e \".[bench]\" for scikit-learn)")
+        return
+    peek = learner_bound([base, up, *feats.values(), down], real, fit, held)
+    assert peek is not None
+    print(f"learner on map, move and signals: first half {plain[0]:.3f} (fit), "
+          f"second half {plain[1]:.3f}")
+    print(f"  the same, look-ahead own down:  first half {peek[0]:.3f} (fit), "
+          f"second half {peek[1]:.3f}")
 
 
 if __name__ == "__main__":
