@@ -82,6 +82,12 @@ def database_url(request: pytest.FixtureRequest, make_database_url: DatabaseFact
 
 
 @pytest.fixture
+def pg_url(make_database_url: DatabaseFactory) -> str:
+    """An empty private PostgreSQL database (for tests of PostgreSQL-only behaviour)."""
+    return make_database_url("postgresql")
+
+
+@pytest.fixture
 async def db(database_url: str) -> AsyncIterator[SessionFactory]:
     """Session factory on a database upgraded to the latest migration."""
     await upgrade(database_url)
