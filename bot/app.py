@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from bot.alert_messages import payload_for
@@ -43,6 +44,7 @@ from engine.types import DAY_MS, LiquidationMap
 from market.symbols import resolve
 from storage import repo
 from storage.db import SessionFactory, make_engine, session_factory, upgrade
+from storage.instance_lock import InstanceLock, instance_lock
 from storage.models import Platform, Subscription
 
 logger = logging.getLogger(__name__)
@@ -130,6 +132,50 @@ async def serve(settings: Settings, *, replay: Path | None = None, speed: float 
     if install_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    lock = instance_lock(settings.database_url)
+    try:
+        # a standby given `run_for` gives up waiting then; once active, `_run` counts it anew
+        give_up = None if run_for is None else loop.call_later(run_for, stop.set)
+        if not await _stand_by(lock, stop, settings.standby_retry_s):
+            return 0
+        if give_up is not None:
+            give_up.cancel()
+        return await _serve_locked(settings, lock, stop, replay, speed, run_for, on_ready)
+    finally:
+        await lock.release()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def _stand_by(lock: InstanceLock, stop: asyncio.Event, retry_s: float) -> bool:
+    """Take the database's service lock, waiting as a standby while another service holds
+    it; False when stopped first. The first failure to reach the database is fatal (as at any
+    start); a standby rides out later ones."""
+    if await lock.try_acquire():
+        return True
+    print("liqradar: another liqradar service is active on this database; standing by",
+          flush=True)
+    logger.warning("another service holds this database's lock; standing by (retrying every "
+                   "%.0f s)", retry_s)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), retry_s)
+        if stop.is_set():
+            break
+        try:
+            if await lock.try_acquire():
+                logger.info("the database's lock is free: taking over")
+                return True
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning("standby: cannot reach the database (%s); retrying", exc)
+    return False
+
+
+async def _serve_locked(settings: Settings, lock: InstanceLock, stop: asyncio.Event,
+                        replay: Path | None, speed: float, run_for: float | None,
+                        on_ready: Callable[[Service], None] | None) -> int:
+    """The service proper, once this process holds the database's lock; 1 if it lost it."""
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite":
@@ -138,16 +184,29 @@ async def serve(settings: Settings, *, replay: Path | None = None, speed: float 
     metrics = Metrics()
     _describe(metrics)
     timeout = aiohttp.ClientTimeout(total=settings.http_timeout_s * 3)
+    lost = asyncio.Event()
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             service = await _assemble(settings, sessions, metrics, stop, http, replay, speed)
+            service.spawn(_watch_lock(lock, stop, lost, settings.standby_retry_s), "lock-watch")
             await _run(service, run_for, on_ready)
     finally:
-        if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
         await engine.dispose()
-    return 0
+    return 1 if lost.is_set() else 0
+
+
+async def _watch_lock(lock: InstanceLock, stop: asyncio.Event, lost: asyncio.Event,
+                      every_s: float) -> None:
+    """Stop the service if its lock is gone (its database session dropped): a standby may
+    already be taking over, and two active services would send everything twice."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if not stop.is_set() and not await lock.held():
+            logger.error("lost this database's service lock (its connection dropped); "
+                         "stopping so that only one service runs")
+            lost.set()
+            stop.set()
 
 
 async def _assemble(settings: Settings, sessions: SessionFactory, metrics: Metrics,

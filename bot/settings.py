@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     replay_anchor: float | None = None
     replay_min_refresh_s: float = 1.0
     replay_loops: int = 1
+    standby_retry_s: float = 5.0
 
     def journal_path(self) -> Path | None:
         """The delivery journal's file: as set ("" = none); by default beside a SQLite file
