@@ -33,7 +33,8 @@ def shared_url(request: pytest.FixtureRequest, make_database_url: DatabaseFactor
 
 async def test_a_second_service_stands_by_and_takes_over_when_the_first_stops(
         tmp_path: Path, shared_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = service_settings(tmp_path, database_url=shared_url, standby_retry_s=0.2)
+    settings = service_settings(tmp_path, database_url=shared_url, standby_retry_s=0.2,
+                                delivery_journal=str(tmp_path / "sends.jsonl"))
     first_task, first = await start(settings, speed=1200)
     second_task, second_ready = serve_in_task(settings)
     try:
@@ -72,7 +73,8 @@ async def test_a_standby_given_run_for_gives_up_without_starting_anything(
 
 async def test_a_service_whose_lock_session_is_cut_stops_with_status_1(
         tmp_path: Path, pg_url: str) -> None:
-    settings = service_settings(tmp_path, database_url=pg_url, standby_retry_s=0.2)
+    settings = service_settings(tmp_path, database_url=pg_url, standby_retry_s=0.2,
+                                delivery_journal=str(tmp_path / "sends.jsonl"))
     task, service = await start(settings, speed=1200)
     admin = create_async_engine(settings.database_url, isolation_level="AUTOCOMMIT")
     try:
