@@ -67,3 +67,9 @@ async def test_a_dropped_postgres_session_loses_the_lock_to_a_standby(pg_url: st
     finally:
         await active.release()
         await standby.release()
+
+
+async def test_an_unopenable_lock_file_is_named_in_the_error(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "missing" / "liqradar.db.lock")
+    with pytest.raises(OSError, match=r"cannot open the database's lock file .*missing"):
+        await lock.try_acquire()
