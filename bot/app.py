@@ -1,6 +1,7 @@
 """Composition root: one process, one event loop, every part of the service wired once.
 
-`run_service` (behind `liqradar run`) upgrades the database, opens one aiohttp session, builds
+`run_service` (behind `liqradar run`) takes the database's service lock (standing by while
+another service holds it), upgrades the database, opens one aiohttp session, builds
 the market source (live venues + liquidation websockets, or a replay), the map service, the
 alert pipeline, the outbox worker with its notifiers (Telegram and/or Discord when their
 tokens are set, else the console), the scheduler and the web site, then waits for SIGINT or
@@ -23,7 +24,6 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from bot.alert_messages import payload_for
@@ -39,6 +39,7 @@ from bot.service import Service
 from bot.services import Services
 from bot.settings import Settings
 from bot.sources import MarketSource
+from bot.standby import stand_by, watch_lock
 from bot.web import Site, start_site
 from engine.types import DAY_MS, LiquidationMap
 from market.symbols import resolve
@@ -136,7 +137,7 @@ async def serve(settings: Settings, *, replay: Path | None = None, speed: float 
     try:
         # a standby given `run_for` gives up waiting then; once active, `_run` counts it anew
         give_up = None if run_for is None else loop.call_later(run_for, stop.set)
-        if not await _stand_by(lock, stop, settings.standby_retry_s):
+        if not await stand_by(lock, stop, settings.standby_retry_s):
             return 0
         if give_up is not None:
             give_up.cancel()
@@ -146,30 +147,6 @@ async def serve(settings: Settings, *, replay: Path | None = None, speed: float 
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-
-
-async def _stand_by(lock: InstanceLock, stop: asyncio.Event, retry_s: float) -> bool:
-    """Take the database's service lock, waiting as a standby while another service holds
-    it; False when stopped first. The first failure to reach the database is fatal (as at any
-    start); a standby rides out later ones."""
-    if await lock.try_acquire():
-        return True
-    print("liqradar: another liqradar service is active on this database; standing by",
-          flush=True)
-    logger.warning("another service holds this database's lock; standing by (retrying every "
-                   "%.0f s)", retry_s)
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), retry_s)
-        if stop.is_set():
-            break
-        try:
-            if await lock.try_acquire():
-                logger.info("the database's lock is free: taking over")
-                return True
-        except (SQLAlchemyError, OSError) as exc:
-            logger.warning("standby: cannot reach the database (%s); retrying", exc)
-    return False
 
 
 async def _serve_locked(settings: Settings, lock: InstanceLock, stop: asyncio.Event,
@@ -188,25 +165,11 @@ async def _serve_locked(settings: Settings, lock: InstanceLock, stop: asyncio.Ev
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             service = await _assemble(settings, sessions, metrics, stop, http, replay, speed)
-            service.spawn(_watch_lock(lock, stop, lost, settings.standby_retry_s), "lock-watch")
+            service.spawn(watch_lock(lock, stop, lost, settings.standby_retry_s), "lock-watch")
             await _run(service, run_for, on_ready)
     finally:
         await engine.dispose()
     return 1 if lost.is_set() else 0
-
-
-async def _watch_lock(lock: InstanceLock, stop: asyncio.Event, lost: asyncio.Event,
-                      every_s: float) -> None:
-    """Stop the service if its lock is gone (its database session dropped): a standby may
-    already be taking over, and two active services would send everything twice."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
-        if not stop.is_set() and not await lock.held():
-            logger.error("lost this database's service lock (its connection dropped); "
-                         "stopping so that only one service runs")
-            lost.set()
-            stop.set()
 
 
 async def _assemble(settings: Settings, sessions: SessionFactory, metrics: Metrics,
