@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from bot.mapservice import MapService
 from bot.metrics import LabelKey, Metrics
+from engine.palette import DARK
 from engine.types import LiquidationMap, Window
 from market.errors import MarketDataError, UnknownSymbolError
 from market.symbols import resolve
@@ -147,10 +148,18 @@ class Site:
         nav = " ".join(
             f'<a href="/s/{s}"{" class=cur" if s == current else ""}>{s}</a>' for s in symbols)
         refresh = max(5, min(60, round(self.refresh_seconds)))
-        text = PAGE.format(title=html.escape(title), refresh=refresh, nav=nav, body=body)
+        text = PAGE.format(title=html.escape(title), refresh=refresh, nav=nav, body=body,
+                           long=_css(DARK.long), short=_css(DARK.short))
         return web.Response(text=text, content_type="text/html", charset="utf-8")
 
 
+def _css(rgb: tuple[int, int, int]) -> str:
+    """An RGB triple as a CSS colour."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+# Sides are coloured as in the heatmap image (engine.palette.DARK), so a table row and its
+# pocket on the picture match.
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -162,7 +171,7 @@ max-width:1240px;padding:1rem}}
 a{{color:#8ab4f8}} nav a{{margin-right:.8rem}} nav a.cur{{font-weight:bold}}
 img{{max-width:100%;height:auto;border:1px solid #333}}
 table{{border-collapse:collapse}} td,th{{padding:.2rem .8rem;text-align:right}}
-.long{{color:#f28b82}} .short{{color:#81c995}} .stale{{color:#fdd663;font-weight:bold}}
+.long{{color:{long}}} .short{{color:{short}}} .stale{{color:#fdd663;font-weight:bold}}
 pre{{white-space:pre-wrap;background:#1a1d26;padding:.8rem}}
 footer{{color:#888;font-size:.85rem;margin-top:1rem}}
 </style></head><body>

@@ -89,6 +89,7 @@ async def test_png_and_page(site_url: str) -> None:
     assert status == 200 and kind == "text/html"
     assert 'http-equiv="refresh"' in page and 'id="map"' in page and "/map/BTC.png?v=" in page
     assert "liquidation brief" in page and 'id="bands"' in page
+    assert ".long{color:#ff636e}" in page and ".short{color:#48beff}" in page  # as in the image
     assert (await _get(site_url))[0] == 200
 
 
