@@ -128,23 +128,20 @@ class AdvisoryLock:
             return True
         engine = create_async_engine(self.url, poolclass=NullPool,
                                      isolation_level="AUTOCOMMIT")
+        conn: AsyncConnection | None = None
+        got = False
         try:
             conn = await engine.connect()
-            try:
-                got = await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"),
-                                        {"key": ADVISORY_KEY})
-            except BaseException:
-                await conn.close()
-                raise
-        except BaseException:
-            await engine.dispose()
-            raise
-        if not got:
-            await conn.close()
-            await engine.dispose()
-            return False
-        self._engine, self._conn = engine, conn
-        return True
+            got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"),
+                                         {"key": ADVISORY_KEY}))
+        finally:
+            if not got:  # taken by another session, or the database could not be reached
+                if conn is not None:
+                    await conn.close()
+                await engine.dispose()
+        if got:
+            self._engine, self._conn = engine, conn
+        return got
 
     async def held(self) -> bool:
         """The lock lives as long as its session: ask the session."""

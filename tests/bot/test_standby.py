@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app import serve
 from bot.service import Service
 from bot.settings import Settings
+from bot.standby import stand_by, watch_lock
 from tests.bot.test_app import DEMO, service_settings, start
 from tests.conftest import DatabaseFactory
 
@@ -88,3 +89,47 @@ async def test_a_service_whose_lock_session_is_cut_stops_with_status_1(
     finally:
         service.stop.set()
         await admin.dispose()
+
+
+class ScriptedLock:
+    """A lock whose tries answer from a script: True, False, or an exception to raise."""
+
+    def __init__(self, *answers: bool | Exception) -> None:
+        self.answers = list(answers)
+        self.tries = 0
+        self.alive = True
+
+    async def try_acquire(self) -> bool:
+        self.tries += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def held(self) -> bool:
+        return self.alive
+
+    async def release(self) -> None:
+        self.alive = False
+
+
+async def test_a_standby_rides_out_a_database_outage(caplog: pytest.LogCaptureFixture) -> None:
+    lock = ScriptedLock(False, OSError("connection refused"), False, True)
+    assert await stand_by(lock, asyncio.Event(), retry_s=0.01)
+    assert lock.tries == 4
+    assert "standby: cannot reach the database (connection refused); retrying" in caplog.text
+
+
+async def test_the_first_failure_to_reach_the_database_is_fatal() -> None:
+    with pytest.raises(OSError, match="refused"):
+        await stand_by(ScriptedLock(OSError("refused")), asyncio.Event(), retry_s=0.01)
+
+
+async def test_the_lock_watch_stops_the_service_once_the_lock_is_gone() -> None:
+    lock, stop, lost = ScriptedLock(), asyncio.Event(), asyncio.Event()
+    watch = asyncio.create_task(watch_lock(lock, stop, lost, every_s=0.01))
+    await asyncio.sleep(0.05)
+    assert not stop.is_set()
+    lock.alive = False
+    await asyncio.wait_for(watch, 5)
+    assert stop.is_set() and lost.is_set()
