@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from storage.urls import sqlite_file
+
 
 class Settings(BaseSettings):
     """Every knob of the service; `.env.example` documents each one."""
@@ -77,10 +79,9 @@ class Settings(BaseSettings):
         (none for an in-memory database), else liqradar-sends.jsonl in the working directory."""
         if self.delivery_journal is not None:
             return Path(self.delivery_journal) if self.delivery_journal else None
-        url = make_url(self.database_url)
-        if url.get_backend_name() == "sqlite":
-            db = url.database or ""
-            if db in ("", ":memory:") or db.startswith("file:"):
-                return None
-            return Path(db + "-sends.jsonl")
+        db = sqlite_file(self.database_url)
+        if db is not None:
+            return Path(f"{db}-sends.jsonl")
+        if make_url(self.database_url).get_backend_name() == "sqlite":
+            return None  # in memory
         return Path("liqradar-sends.jsonl")

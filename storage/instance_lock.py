@@ -19,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from storage.urls import sqlite_file
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock; SQLite runs unguarded there
@@ -47,14 +49,10 @@ class InstanceLock(Protocol):
 def instance_lock(url: str) -> InstanceLock:
     """The lock for a database URL: advisory for PostgreSQL, a file for a SQLite file, none
     for an in-memory SQLite database (no other process can open it)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if make_url(url).get_backend_name() == "postgresql":
         return AdvisoryLock(url)
-    db = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite" and db not in ("", ":memory:") \
-            and not db.startswith("file:"):
-        return FileLock(Path(db + ".lock"))
-    return NoLock()
+    db = sqlite_file(url)
+    return NoLock() if db is None else FileLock(Path(f"{db}.lock"))
 
 
 class NoLock:
